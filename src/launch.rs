@@ -1,0 +1,248 @@
+//! The launcher: what the manager runs. It parses the command line, checks
+//! and opens what can be checked before detaching (so a bad path is an
+//! error the manager sees on stderr), forks the daemon and returns.
+
+use core::ffi::{c_char, c_int, CStr};
+use core::ptr::addr_of_mut;
+
+use crate::buf::{Buf, PathBuf};
+use crate::cli::{self, Action};
+use crate::logfile::LogFile;
+use crate::shim::{self, Report, FORWARDED};
+use crate::sys::{self, Errno};
+
+/// Exit statuses of the launcher.
+pub const EXIT_OK: c_int = 0;
+pub const EXIT_FAILED: c_int = 1;
+pub const EXIT_USAGE: c_int = 2;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+static mut BUNDLE: PathBuf = PathBuf::new();
+static mut PIDFILE: PathBuf = PathBuf::new();
+
+fn err_line(parts: &[&[u8]]) {
+    let mut m: Buf<1024> = Buf::new();
+    m.push(b"shimlet: ");
+    for p in parts {
+        m.push(p);
+    }
+    m.push(b"\n");
+    let _ = sys::write_all(2, m.as_bytes());
+}
+
+/// # Safety
+/// `argv` holds `argc` valid C strings that live as long as the process.
+pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // Descriptors 0-2 must be taken before anything else is opened, or a
+    // pipe could land there and later be replaced by /dev/null.
+    loop {
+        match sys::open(c"/dev/null", libc::O_RDWR, 0) {
+            Ok(fd) if fd <= 2 => {
+                let _ = clear_cloexec(fd);
+            }
+            Ok(fd) => {
+                sys::close(fd);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let args = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
+    let cfg = match cli::parse(args) {
+        Ok(Action::Run(c)) => c,
+        Ok(Action::Help) => {
+            cli::write_help(&mut |b| {
+                let _ = sys::write_all(1, b);
+            });
+            return EXIT_OK;
+        }
+        Ok(Action::Version) => {
+            let mut m: Buf<64> = Buf::new();
+            m.push(b"shimlet version ");
+            m.push(VERSION.as_bytes());
+            m.push(b"\n");
+            let _ = sys::write_all(1, m.as_bytes());
+            return EXIT_OK;
+        }
+        Err(u) => {
+            let mut m: Buf<512> = Buf::new();
+            u.write_to(&mut m);
+            err_line(&[m.as_bytes(), b" (see shimlet --help)"]);
+            return EXIT_USAGE;
+        }
+    };
+    launch(&cfg)
+}
+
+fn clear_cloexec(fd: c_int) -> sys::Result<()> {
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+fn env_fd(name: &CStr) -> Option<&'static [u8]> {
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() { None } else { Some(unsafe { CStr::from_ptr(p) }.to_bytes()) }
+}
+
+fn launch(cfg: &cli::Config) -> c_int {
+    // The sync fd: from the option, else from the environment (conmon's way).
+    let mut sync = cfg.sync_fd;
+    if sync.is_none() {
+        if let Some(v) = env_fd(c"_OCI_SYNCPIPE") {
+            match crate::buf::parse_u64(v, i32::MAX as u64) {
+                Some(n) => sync = Some(n as c_int),
+                None => {
+                    err_line(&[b"invalid _OCI_SYNCPIPE '", v, b"'"]);
+                    return EXIT_USAGE;
+                }
+            }
+        }
+    }
+    if let Some(fd) = sync {
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            let mut n: Buf<12> = Buf::new();
+            n.push_i64(fd as i64);
+            err_line(&[b"sync fd ", n.as_bytes(), b" is not open"]);
+            return EXIT_USAGE;
+        }
+        let _ = sys::set_cloexec(fd);
+    }
+
+    let (bundle_buf, pid_buf) = unsafe { (&mut *addr_of_mut!(BUNDLE), &mut *addr_of_mut!(PIDFILE)) };
+    let bundle: &CStr = match cfg.bundle {
+        Some(b) => b,
+        None => {
+            bundle_buf.clear();
+            let spare = bundle_buf.spare();
+            let p = unsafe { libc::getcwd(spare.as_mut_ptr() as *mut c_char, spare.len()) };
+            if p.is_null() {
+                err_line(&[b"cannot get the working directory: ", Errno::last().text()]);
+                return EXIT_FAILED;
+            }
+            let n = unsafe { libc::strlen(p) };
+            bundle_buf.commit(n);
+            match bundle_buf.as_cstr() {
+                Some(c) => c,
+                None => {
+                    err_line(&[b"working directory path too long"]);
+                    return EXIT_FAILED;
+                }
+            }
+        }
+    };
+    let pidfile: &CStr = match cfg.pidfile {
+        Some(p) => p,
+        None => {
+            pid_buf.clear();
+            let ok = pid_buf.push(bundle.to_bytes()) && pid_buf.push(b"/pidfile");
+            match (ok, pid_buf.as_cstr()) {
+                (true, Some(p)) => p,
+                _ => {
+                    err_line(&[b"bundle path too long: ", bundle.to_bytes()]);
+                    return EXIT_FAILED;
+                }
+            }
+        }
+    };
+    let runtime = cfg.runtime.unwrap_or(c"runc");
+
+    // Open what can fail before detaching.
+    let log = match cfg.log {
+        Some(path) => match LogFile::open(path) {
+            Ok(l) => l,
+            Err(e) => {
+                err_line(&[b"cannot open log ", path.to_bytes(), b": ", e.text()]);
+                return EXIT_FAILED;
+            }
+        },
+        None => LogFile::none(),
+    };
+    let shim_pidfile = match cfg.shim_pidfile {
+        Some(path) => match sys::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                err_line(&[b"cannot open shim pidfile ", path.to_bytes(), b": ", e.text()]);
+                return EXIT_FAILED;
+            }
+        },
+        None => None,
+    };
+
+    // Signals are blocked from here on, inherited by the daemon, and read
+    // from its signalfd: none can kill it between fork and the loop.
+    unsafe {
+        let mut mask: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut mask);
+        libc::sigaddset(&mut mask, libc::SIGCHLD);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut mask, sig);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &mask, core::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+
+    let wait_pipe = if sync.is_none() {
+        match sys::pipe() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                err_line(&[b"pipe: ", e.text()]);
+                return EXIT_FAILED;
+            }
+        }
+    } else {
+        None
+    };
+
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        err_line(&[b"fork: ", Errno::last().text()]);
+        return EXIT_FAILED;
+    }
+    if pid == 0 {
+        if let Some(fd) = shim_pidfile {
+            sys::close(fd);
+        }
+        let report = match (sync, wait_pipe) {
+            (Some(fd), _) => Some(Report::Sync(fd)),
+            (None, Some((r, w))) => {
+                sys::close(r);
+                Some(Report::Launcher(w))
+            }
+            (None, None) => None,
+        };
+        shim::run(shim::Start { cfg, runtime, bundle, pidfile, report, log });
+    }
+
+    // The launcher: record the daemon's pid, then either leave the outcome
+    // to the manager (sync pipe) or wait for it.
+    if let Some(fd) = shim_pidfile {
+        let mut n: Buf<12> = Buf::new();
+        n.push_i64(pid as i64);
+        let r = sys::write_all(fd, n.as_bytes());
+        sys::close(fd);
+        if let Err(e) = r {
+            err_line(&[b"cannot write shim pidfile: ", e.text()]);
+        }
+    }
+    let Some((r, w)) = wait_pipe else { return EXIT_OK };
+    sys::close(w);
+    let mut msg: Buf<4096> = Buf::new();
+    let mut chunk = [0u8; 512];
+    while let Ok(n) = sys::read(r, &mut chunk) {
+        if n == 0 || !msg.push(&chunk[..n]) {
+            break;
+        }
+    }
+    match msg.as_bytes().split_first() {
+        Some((b'0', _)) => EXIT_OK,
+        Some((_, text)) => {
+            err_line(&[b"create failed: ", text]);
+            EXIT_FAILED
+        }
+        None => {
+            err_line(&[b"the shim exited before reporting the create outcome"]);
+            EXIT_FAILED
+        }
+    }
+}

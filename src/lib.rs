@@ -1,0 +1,25 @@
+//! shimlet: the smallest container runtime shim.
+//!
+//! The binary (`main.rs`) is `no_std`, `no_main` and has no allocator; all
+//! logic lives here, in modules named after what they own, which also
+//! build under `std` so that `cargo test` can unit-test them.
+//!
+//! - `cli`      the option table and its parser
+//! - `launch`   the launcher: checks, forks the daemon, waits or returns
+//! - `shim`     the daemon: the epoll loop and its states
+//! - `spawn`    starting the OCI runtime
+//! - `logfile`  the k8s-file log writer
+//! - `exit`     exit statuses and their records
+//! - `json`, `timefmt`, `buf`, `sys`: formatting and syscall plumbing
+#![cfg_attr(not(test), no_std)]
+
+pub mod buf;
+pub mod cli;
+pub mod exit;
+pub mod json;
+pub mod launch;
+pub mod logfile;
+pub mod shim;
+pub mod spawn;
+pub mod sys;
+pub mod timefmt;

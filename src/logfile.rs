@@ -1,0 +1,243 @@
+//! The container's output log in the CRI "k8s-file" format that podman,
+//! kubelet and crictl read:
+//!
+//! `2026-11-28T19:33:42.123456789+00:00 stdout F hello\n`
+//!
+//! Every read from a container pipe is cut at its newlines: each complete
+//! line is an `F` record, a trailing piece without its newline is a `P`
+//! record (the rest of that line follows in later records). Nothing is held
+//! back between reads, so there is no line buffer to bound and nothing is
+//! lost if the shim dies. Payload bytes are written exactly as read.
+//!
+//! Records of one read are gathered into one `writev`, so the cost is one
+//! syscall per read rather than one per line.
+
+use core::ffi::{c_int, CStr};
+
+use crate::sys::{self, Errno};
+use crate::timefmt;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn name(self) -> &'static [u8; 6] {
+        match self {
+            Stream::Stdout => b"stdout",
+            Stream::Stderr => b"stderr",
+        }
+    }
+}
+
+/// Position of the first `\n` in `s` (the C library's memchr is word-wise).
+#[inline]
+fn find_newline(s: &[u8]) -> Option<usize> {
+    if s.is_empty() {
+        return None;
+    }
+    let p = unsafe { libc::memchr(s.as_ptr() as *const _, b'\n' as c_int, s.len()) };
+    if p.is_null() { None } else { Some(p as usize - s.as_ptr() as usize) }
+}
+
+/// Cut `data` into records: `f(true, line_with_its_newline)` for each
+/// complete line, then `f(false, rest)` for a trailing piece, if any.
+pub fn for_each_record(mut data: &[u8], mut f: impl FnMut(bool, &[u8])) {
+    while let Some(i) = find_newline(data) {
+        f(true, &data[..=i]);
+        data = &data[i + 1..];
+    }
+    if !data.is_empty() {
+        f(false, data);
+    }
+}
+
+/// `TIMESTAMP STREAM T ` (with the trailing space).
+pub const HEADER_LEN: usize = timefmt::LEN + 10;
+
+pub fn header(stamp: &timefmt::Stamp, stream: Stream, full: bool) -> [u8; HEADER_LEN] {
+    let mut h = [b' '; HEADER_LEN];
+    h[..timefmt::LEN].copy_from_slice(stamp);
+    h[timefmt::LEN + 1..timefmt::LEN + 7].copy_from_slice(stream.name());
+    h[timefmt::LEN + 8] = if full { b'F' } else { b'P' };
+    h
+}
+
+/// iovecs gathered per writev: 64 records. 2 KiB of stack.
+const IOV_MAX: usize = 128;
+
+pub struct LogFile<'a> {
+    fd: c_int,
+    path: Option<&'a CStr>,
+    /// Payload bytes that could not be written (disk full, I/O error).
+    pub lost: u64,
+    /// Payload bytes written.
+    pub written: u64,
+    /// The last write error, for the shim's diagnostics.
+    pub last_error: Option<Errno>,
+}
+
+impl<'a> LogFile<'a> {
+    /// No log: output is read and dropped.
+    pub const fn none() -> Self {
+        LogFile { fd: -1, path: None, lost: 0, written: 0, last_error: None }
+    }
+
+    pub fn open(path: &'a CStr) -> sys::Result<Self> {
+        let fd = Self::open_fd(path)?;
+        Ok(LogFile { fd, path: Some(path), lost: 0, written: 0, last_error: None })
+    }
+
+    fn open_fd(path: &CStr) -> sys::Result<c_int> {
+        sys::open(path, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)
+    }
+
+    pub fn fd(&self) -> c_int {
+        self.fd
+    }
+
+    /// Reopen by path (after someone rotated the file away). On failure the
+    /// old descriptor is kept, so writing goes on somewhere.
+    pub fn reopen(&mut self) -> sys::Result<()> {
+        let Some(path) = self.path else { return Ok(()) };
+        let fd = Self::open_fd(path)?;
+        sys::close(self.fd);
+        self.fd = fd;
+        Ok(())
+    }
+
+    pub fn sync(&self) -> sys::Result<()> {
+        if self.fd < 0 { Ok(()) } else { sys::fsync(self.fd) }
+    }
+
+    /// Log one read's worth of output from `stream`.
+    pub fn write(&mut self, stream: Stream, data: &[u8], stamp: &timefmt::Stamp) {
+        if self.fd < 0 || data.is_empty() {
+            return;
+        }
+        let full = header(stamp, stream, true);
+        let part = header(stamp, stream, false);
+        let empty = libc::iovec { iov_base: core::ptr::null_mut(), iov_len: 0 };
+        let mut iov = [empty; IOV_MAX];
+        let mut n = 0;
+        let mut payload = 0usize;
+        let fd = self.fd;
+        let flush = |iov: &mut [libc::iovec], payload: &mut usize, this: &mut Self| {
+            match writev_all(fd, iov) {
+                Ok(()) => this.written += *payload as u64,
+                Err(e) => {
+                    this.lost += *payload as u64;
+                    this.last_error = Some(e);
+                }
+            }
+            *payload = 0;
+        };
+        let io = |s: &[u8]| libc::iovec { iov_base: s.as_ptr() as *mut _, iov_len: s.len() };
+        for_each_record(data, |is_full, seg| {
+            if n + 3 > IOV_MAX {
+                flush(&mut iov[..n], &mut payload, self);
+                n = 0;
+            }
+            if is_full {
+                iov[n] = io(&full);
+                iov[n + 1] = io(seg);
+                n += 2;
+            } else {
+                iov[n] = io(&part);
+                iov[n + 1] = io(seg);
+                iov[n + 2] = io(b"\n");
+                n += 3;
+            }
+            payload += seg.len();
+        });
+        if n > 0 {
+            flush(&mut iov[..n], &mut payload, self);
+        }
+    }
+}
+
+/// writev until everything is out, resuming after short writes (a regular
+/// file gives one when the disk fills mid-write).
+fn writev_all(fd: c_int, mut iov: &mut [libc::iovec]) -> sys::Result<()> {
+    while !iov.is_empty() {
+        let cnt = iov.len() as c_int;
+        let mut done = sys::retry(|| {
+            let r = unsafe { libc::writev(fd, iov.as_ptr(), cnt) };
+            if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
+        })?;
+        if done == 0 {
+            return Err(Errno(libc::EIO));
+        }
+        while let Some(first) = iov.first_mut() {
+            if done >= first.iov_len {
+                done -= first.iov_len;
+                iov = &mut iov[1..];
+            } else {
+                first.iov_base = unsafe { (first.iov_base as *mut u8).add(done) } as *mut _;
+                first.iov_len -= done;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(data: &[u8]) -> Vec<(bool, Vec<u8>)> {
+        let mut v = Vec::new();
+        for_each_record(data, |f, s| v.push((f, s.to_vec())));
+        v
+    }
+
+    #[test]
+    fn cuts_at_newlines() {
+        assert_eq!(records(b""), vec![]);
+        assert_eq!(records(b"a\n"), vec![(true, b"a\n".to_vec())]);
+        assert_eq!(records(b"a\n\nb"), vec![(true, b"a\n".to_vec()), (true, b"\n".to_vec()), (false, b"b".to_vec())]);
+        assert_eq!(records(b"\x00\r\xff"), vec![(false, b"\x00\r\xff".to_vec())]);
+    }
+
+    #[test]
+    fn header_shape() {
+        let st = timefmt::format(0, 5);
+        assert_eq!(&header(&st, Stream::Stderr, false), b"1970-01-01T00:00:00.000000005+00:00 stderr P ");
+        assert_eq!(&header(&st, Stream::Stdout, true)[timefmt::LEN..], b" stdout F ");
+    }
+
+    #[test]
+    fn writes_a_real_file_and_batches_many_lines() {
+        let dir = std::env::temp_dir().join(format!("shimlet-logfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let cpath: &'static CStr = Box::leak(cpath.into_boxed_c_str());
+        let mut log = LogFile::open(cpath).unwrap();
+        let st = timefmt::format(0, 0);
+        // 1000 one-byte lines: many writev batches.
+        let mut input = Vec::new();
+        for i in 0..1000 {
+            input.push(b'a' + (i % 26) as u8);
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"tail");
+        log.write(Stream::Stdout, &input, &st);
+        log.write(Stream::Stderr, b"more\n", &st);
+        assert_eq!(log.written as usize, input.len() + 5);
+        assert_eq!(log.lost, 0);
+        let text = std::fs::read(&path).unwrap();
+        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 1002);
+        assert_eq!(lines[0], b"1970-01-01T00:00:00.000000000+00:00 stdout F a");
+        assert_eq!(lines[1000], b"1970-01-01T00:00:00.000000000+00:00 stdout P tail");
+        assert_eq!(lines[1001], b"1970-01-01T00:00:00.000000000+00:00 stderr F more");
+        let mode = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

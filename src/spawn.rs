@@ -1,0 +1,95 @@
+//! Starting the OCI runtime: `RUNTIME [args] create --bundle B --pid-file P ID`.
+//!
+//! The child gets the container's stdio, nothing else: every other
+//! descriptor is closed, the signal mask and SIGPIPE disposition the shim
+//! set up are undone, PDEATHSIG ties it to the shim, and its OOM score
+//! adjustment is put back to 0 when the shim protected itself.
+
+use core::ffi::{c_char, c_int, CStr};
+
+use crate::buf::Buf;
+use crate::cli::{Config, MAX_RUNTIME_ARGS};
+use crate::sys::{self, Errno};
+
+pub struct Create<'a> {
+    pub cfg: &'a Config<'a>,
+    pub runtime: &'a CStr,
+    pub bundle: &'a CStr,
+    pub pidfile: &'a CStr,
+    /// The container's stdin, stdout, stderr.
+    pub stdio: [c_int; 3],
+    /// Whether the shim lowered its own oom_score_adj (so the child resets it).
+    pub reset_oom: bool,
+}
+
+const MAX_ARGV: usize = MAX_RUNTIME_ARGS + 8;
+
+/// Fork and exec the runtime; the parent gets its pid.
+pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
+    let mut argv: [*const c_char; MAX_ARGV] = [core::ptr::null(); MAX_ARGV];
+    let mut n = 0;
+    let mut add = |s: &CStr| {
+        argv[n] = s.as_ptr();
+        n += 1;
+    };
+    add(c.runtime);
+    for a in c.cfg.runtime_args() {
+        add(a);
+    }
+    add(c"create");
+    add(c"--bundle");
+    add(c.bundle);
+    add(c"--pid-file");
+    add(c.pidfile);
+    add(c.cfg.id.unwrap_or(c""));
+    let parent = sys::getpid();
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    if pid == 0 {
+        child(c, &argv, parent);
+    }
+    Ok(pid)
+}
+
+/// In the forked child: only async-signal-safe calls, and it never returns.
+fn child(c: &Create, argv: &[*const c_char; MAX_ARGV], parent: libc::pid_t) -> ! {
+    unsafe {
+        let ok = sys::dup2(c.stdio[0], 0).is_ok() && sys::dup2(c.stdio[1], 1).is_ok() && sys::dup2(c.stdio[2], 2).is_ok();
+        if !ok {
+            libc::_exit(127);
+        }
+        sys::close_from(3, false);
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if libc::getppid() != parent {
+            libc::_exit(127);
+        }
+        if c.reset_oom {
+            if let Ok(fd) = sys::open(c"/proc/self/oom_score_adj", libc::O_WRONLY, 0) {
+                let _ = sys::write(fd, b"0");
+                sys::close(fd);
+            }
+        }
+        let prog = c.runtime;
+        if prog.to_bytes().contains(&b'/') {
+            libc::execv(prog.as_ptr(), argv.as_ptr());
+        } else {
+            libc::execvp(prog.as_ptr(), argv.as_ptr());
+        }
+        // Reaches the shim through the stderr pipe, as the runtime's error.
+        let e = Errno::last();
+        let mut msg: Buf<512> = Buf::new();
+        msg.push(b"shimlet: cannot execute runtime ");
+        msg.push(prog.to_bytes());
+        msg.push(b": ");
+        msg.push(e.text());
+        msg.push(b"\n");
+        let _ = sys::write_all(2, msg.as_bytes());
+        libc::_exit(127);
+    }
+}

@@ -1,0 +1,160 @@
+//! Thin syscall wrappers: every failure is an `Errno` value, never a panic.
+//! Nothing here allocates; paths are `&CStr` borrowed from argv or from a
+//! fixed `PathBuf`.
+
+use core::ffi::{c_int, c_void, CStr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub c_int);
+
+pub type Result<T> = core::result::Result<T, Errno>;
+
+impl Errno {
+    pub fn last() -> Errno {
+        Errno(unsafe { *libc::__errno_location() })
+    }
+    /// The C library's text for this error ("No such file or directory").
+    pub fn text(self) -> &'static [u8] {
+        unsafe {
+            let p = libc::strerror(self.0);
+            if p.is_null() {
+                return b"unknown error";
+            }
+            CStr::from_ptr(p).to_bytes()
+        }
+    }
+}
+
+#[inline]
+fn cvt(r: c_int) -> Result<c_int> {
+    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+}
+
+#[inline]
+fn cvt_size(r: isize) -> Result<usize> {
+    if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
+}
+
+/// Retry a call while it fails with EINTR.
+#[inline]
+pub fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    loop {
+        match f() {
+            Err(Errno(libc::EINTR)) => continue,
+            r => return r,
+        }
+    }
+}
+
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
+    retry(|| cvt_size(unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) }))
+}
+
+pub fn write(fd: c_int, buf: &[u8]) -> Result<usize> {
+    retry(|| cvt_size(unsafe { libc::write(fd, buf.as_ptr() as *const c_void, buf.len()) }))
+}
+
+/// Write everything or fail. Meant for small records to files and pipes.
+pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        let n = write(fd, buf)?;
+        if n == 0 {
+            return Err(Errno(libc::EIO));
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+pub fn close(fd: c_int) {
+    if fd >= 0 {
+        unsafe { libc::close(fd) };
+    }
+}
+
+pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int> {
+    retry(|| cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) }))
+}
+
+pub fn pipe() -> Result<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((fds[0], fds[1]))
+}
+
+pub fn set_nonblock(fd: c_int) -> Result<()> {
+    let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) }).map(|_| ())
+}
+
+pub fn set_cloexec(fd: c_int) -> Result<()> {
+    let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, fl | libc::FD_CLOEXEC) }).map(|_| ())
+}
+
+pub fn dup2(from: c_int, to: c_int) -> Result<()> {
+    retry(|| cvt(unsafe { libc::dup2(from, to) })).map(|_| ())
+}
+
+pub fn fsync(fd: c_int) -> Result<()> {
+    retry(|| cvt(unsafe { libc::fsync(fd) })).map(|_| ())
+}
+
+pub fn rename(from: &CStr, to: &CStr) -> Result<()> {
+    cvt(unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(|_| ())
+}
+
+pub fn unlink(path: &CStr) -> Result<()> {
+    cvt(unsafe { libc::unlink(path.as_ptr()) }).map(|_| ())
+}
+
+pub fn getpid() -> libc::pid_t {
+    unsafe { libc::getpid() }
+}
+
+pub fn kill(pid: libc::pid_t, sig: c_int) -> Result<()> {
+    cvt(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
+
+/// Mark (or close) every descriptor from `first` up.
+pub fn close_from(first: c_int, cloexec_only: bool) {
+    let flags = if cloexec_only { libc::CLOSE_RANGE_CLOEXEC as c_int } else { 0 };
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, !0u32, flags) };
+    if r < 0 {
+        // Kernels before 5.9 (or 5.11 for CLOEXEC): walk a bounded range.
+        let mut fd = first;
+        while fd < 4096 {
+            if cloexec_only {
+                let _ = set_cloexec(fd);
+            } else {
+                close(fd);
+            }
+            fd += 1;
+        }
+    }
+}
+
+/// Current wall-clock time.
+pub fn now() -> libc::timespec {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts
+}
+
+/// Write `data` to a new file at `path` through `PATH.tmp` and rename, so a
+/// reader sees either nothing or the whole record.
+pub fn write_file_atomic(path: &CStr, tmp: &mut crate::buf::PathBuf, data: &[u8], mode: libc::mode_t) -> Result<()> {
+    tmp.clear();
+    if !tmp.push(path.to_bytes()) || !tmp.push(b".tmp") {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    let tmp_path = tmp.as_cstr().ok_or(Errno(libc::ENAMETOOLONG))?;
+    let fd = open(tmp_path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, mode)?;
+    let r = write_all(fd, data).and_then(|_| fsync(fd));
+    close(fd);
+    if let Err(e) = r.and_then(|_| rename(tmp_path, path)) {
+        let _ = unlink(tmp_path);
+        return Err(e);
+    }
+    Ok(())
+}

@@ -3,9 +3,8 @@
 //! error the manager sees on stderr), forks the daemon and returns.
 
 use core::ffi::{c_char, c_int, CStr};
-use core::ptr::addr_of_mut;
 
-use crate::buf::{Buf, PathBuf};
+use crate::buf::Buf;
 use crate::cli::{self, Action};
 use crate::logfile::LogFile;
 use crate::shim::{self, Report, FORWARDED};
@@ -17,9 +16,6 @@ pub const EXIT_FAILED: c_int = 1;
 pub const EXIT_USAGE: c_int = 2;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-static mut BUNDLE: PathBuf = PathBuf::new();
-static mut PIDFILE: PathBuf = PathBuf::new();
 
 fn err_line(parts: &[&[u8]]) {
     let mut m: Buf<1024> = Buf::new();
@@ -109,42 +105,9 @@ fn launch(cfg: &cli::Config) -> c_int {
         let _ = sys::set_cloexec(fd);
     }
 
-    let (bundle_buf, pid_buf) = unsafe { (&mut *addr_of_mut!(BUNDLE), &mut *addr_of_mut!(PIDFILE)) };
-    let bundle: &CStr = match cfg.bundle {
-        Some(b) => b,
-        None => {
-            bundle_buf.clear();
-            let spare = bundle_buf.spare();
-            let p = unsafe { libc::getcwd(spare.as_mut_ptr() as *mut c_char, spare.len()) };
-            if p.is_null() {
-                err_line(&[b"cannot get the working directory: ", Errno::last().text()]);
-                return EXIT_FAILED;
-            }
-            let n = unsafe { libc::strlen(p) };
-            bundle_buf.commit(n);
-            match bundle_buf.as_cstr() {
-                Some(c) => c,
-                None => {
-                    err_line(&[b"working directory path too long"]);
-                    return EXIT_FAILED;
-                }
-            }
-        }
-    };
-    let pidfile: &CStr = match cfg.pidfile {
-        Some(p) => p,
-        None => {
-            pid_buf.clear();
-            let ok = pid_buf.push(bundle.to_bytes()) && pid_buf.push(b"/pidfile");
-            match (ok, pid_buf.as_cstr()) {
-                (true, Some(p)) => p,
-                _ => {
-                    err_line(&[b"bundle path too long: ", bundle.to_bytes()]);
-                    return EXIT_FAILED;
-                }
-            }
-        }
-    };
+    // The bundle and pidfile defaults are resolved in the runtime's child
+    // (its memory is not ours to keep) and, for the pidfile, again when it
+    // is read: no path buffer stays resident in the daemon.
     let runtime = cfg.runtime.unwrap_or(c"runc");
 
     // Open what can fail before detaching.
@@ -211,7 +174,7 @@ fn launch(cfg: &cli::Config) -> c_int {
             }
             (None, None) => None,
         };
-        shim::run(shim::Start { cfg, runtime, bundle, pidfile, report, log });
+        shim::run(shim::Start { cfg, runtime, report, log });
     }
 
     // The launcher: record the daemon's pid, then either leave the outcome
@@ -227,6 +190,13 @@ fn launch(cfg: &cli::Config) -> c_int {
     }
     let Some((r, w)) = wait_pipe else { return EXIT_OK };
     sys::close(w);
+    wait_outcome(r)
+}
+
+/// Kept out of `launch`'s frame: the daemon forks from `launch` and should
+/// not carry this buffer's stack pages.
+#[inline(never)]
+fn wait_outcome(r: c_int) -> c_int {
     let mut msg: Buf<4096> = Buf::new();
     let mut chunk = [0u8; 512];
     while let Ok(n) = sys::read(r, &mut chunk) {

@@ -48,16 +48,49 @@ const ERR_MAX: usize = 2048;
 /// Output read buffer: one attach record's worth, conmon's size too.
 const IO_SIZE: usize = 8192;
 
+/// The daemon's only static buffers. Page-aligned, in .bss, so a page
+/// costs memory only once touched, and can be handed back with
+/// MADV_DONTNEED (zero-filled again on the next touch).
 #[repr(C, align(4096))]
 struct IoBuf([u8; IO_SIZE]);
 static mut IOBUF: IoBuf = IoBuf([0; IO_SIZE]);
-/// Scratch paths for the exit records (only touched at exit).
-static mut PATH_A: PathBuf = PathBuf::new();
-static mut PATH_B: PathBuf = PathBuf::new();
+/// Paths composed for one-off uses: the pidfile read, the exit records.
+#[repr(C, align(4096))]
+struct Scratch {
+    a: PathBuf,
+    b: PathBuf,
+}
+static mut SCRATCH: Scratch = Scratch { a: PathBuf::new(), b: PathBuf::new() };
 
 fn iobuf() -> &'static mut [u8; IO_SIZE] {
     // Single-threaded; every use is a short borrow within one call.
     unsafe { &mut (*addr_of_mut!(IOBUF)).0 }
+}
+
+fn scratch() -> &'static mut Scratch {
+    unsafe { &mut *addr_of_mut!(SCRATCH) }
+}
+
+/// After this long without events, hand touched buffer and stack pages
+/// back to the kernel: an idle shim should cost what an idle shim needs.
+const IDLE_TRIM_MS: c_int = 1000;
+
+fn release<T>(p: *mut T, len: usize) {
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// Give back the I/O buffer and the stack pages below the current frame
+/// (dead: nothing lives below the stack pointer). One page under the
+/// current one is kept for the calls made from here.
+#[inline(never)]
+fn trim() {
+    release(addr_of_mut!(IOBUF), IO_SIZE);
+    let here = 0u8;
+    let sp = core::hint::black_box(&here) as *const u8 as usize;
+    let keep = (sp & !4095) - 4096;
+    let span = 60 * 1024;
+    // Parts of the range below the stack mapping are skipped by the kernel.
+    release((keep - span) as *mut u8, span);
 }
 
 pub struct Shim<'a> {
@@ -68,7 +101,6 @@ pub struct Shim<'a> {
     err: c_int,
     runtime: libc::pid_t,
     container: libc::pid_t,
-    pidfile: &'a CStr,
     ended: Option<Ended>,
     /// Signals that arrived before the container pid was known (bit N = signal N).
     held: u64,
@@ -83,8 +115,6 @@ pub struct Shim<'a> {
 pub struct Start<'a> {
     pub cfg: &'a Config<'a>,
     pub runtime: &'a CStr,
-    pub bundle: &'a CStr,
-    pub pidfile: &'a CStr,
     pub report: Option<Report>,
     /// Opened by the launcher, so a bad path is an error before detaching.
     pub log: LogFile<'a>,
@@ -101,7 +131,6 @@ pub fn run(mut s: Start) -> ! {
         err: -1,
         runtime: 0,
         container: 0,
-        pidfile: s.pidfile,
         ended: None,
         held: 0,
         report: s.report,
@@ -168,8 +197,6 @@ impl<'a> Shim<'a> {
         let create = spawn::Create {
             cfg: self.cfg,
             runtime: s.runtime,
-            bundle: s.bundle,
-            pidfile: s.pidfile,
             stdio: [0, out_w, err_w],
             reset_oom,
         };
@@ -186,8 +213,16 @@ impl<'a> Shim<'a> {
 
     fn serve(&mut self) -> ! {
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        let mut busy = true;
         loop {
-            let n = unsafe { libc::epoll_wait(self.epfd, evs.as_mut_ptr(), evs.len() as c_int, -1) };
+            let timeout = if busy { IDLE_TRIM_MS } else { -1 };
+            let n = unsafe { libc::epoll_wait(self.epfd, evs.as_mut_ptr(), evs.len() as c_int, timeout) };
+            if n == 0 {
+                trim();
+                busy = false;
+                continue;
+            }
+            busy = true;
             for ev in &evs[..n.max(0) as usize] {
                 let data = ev.u64;
                 let fd = data as u32 as c_int;
@@ -267,9 +302,7 @@ impl<'a> Shim<'a> {
             Ok(pid) => pid,
             Err(e) => {
                 let mut msg: Buf<ERR_MAX> = Buf::new();
-                msg.push(b"runtime succeeded but the container pid could not be read from ");
-                msg.push(self.pidfile.to_bytes());
-                msg.push(b": ");
+                msg.push(b"runtime succeeded but the container pid could not be read from its pidfile: ");
                 msg.push(e);
                 self.fail(Ended { code: 1, signal: 0 }, msg.as_bytes());
             }
@@ -298,7 +331,11 @@ impl<'a> Shim<'a> {
     }
 
     fn read_pidfile(&self) -> Result<libc::pid_t, &'static [u8]> {
-        let fd = sys::open(self.pidfile, libc::O_RDONLY, 0).map_err(|e| e.text())?;
+        let sc = scratch();
+        let path = spawn::pidfile_path(self.cfg, &mut sc.a).ok_or(&b"path too long"[..])?;
+        let fd = sys::open(path, libc::O_RDONLY, 0).map_err(|e| e.text());
+        release(addr_of_mut!(sc.a), core::mem::size_of::<PathBuf>());
+        let fd = fd?;
         let mut b = [0u8; 32];
         let n = sys::read(fd, &mut b);
         sys::close(fd);
@@ -414,7 +451,8 @@ impl<'a> Shim<'a> {
 
     fn write_status(&mut self, kind: &[u8], e: Ended, pid: libc::pid_t) {
         let stamp = timefmt::now();
-        let (a, b) = unsafe { (&mut *addr_of_mut!(PATH_A), &mut *addr_of_mut!(PATH_B)) };
+        let sc = scratch();
+        let (a, b) = (&mut sc.a, &mut sc.b);
         if let Some(path) = self.cfg.status_file {
             let line = exit::status_line(kind, e, false, pid, &stamp);
             let _ = sys::write_file_atomic(path, b, line.as_bytes(), 0o644);

@@ -7,15 +7,13 @@
 
 use core::ffi::{c_char, c_int, CStr};
 
-use crate::buf::Buf;
+use crate::buf::{Buf, PathBuf};
 use crate::cli::{Config, MAX_RUNTIME_ARGS};
 use crate::sys::{self, Errno};
 
 pub struct Create<'a> {
     pub cfg: &'a Config<'a>,
     pub runtime: &'a CStr,
-    pub bundle: &'a CStr,
-    pub pidfile: &'a CStr,
     /// The container's stdin, stdout, stderr.
     pub stdio: [c_int; 3],
     /// Whether the shim lowered its own oom_score_adj (so the child resets it).
@@ -26,6 +24,52 @@ const MAX_ARGV: usize = MAX_RUNTIME_ARGS + 8;
 
 /// Fork and exec the runtime; the parent gets its pid.
 pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
+    let parent = sys::getpid();
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    if pid == 0 {
+        child(c, parent);
+    }
+    Ok(pid)
+}
+
+/// The pidfile path the runtime is told to write: `--pidfile`, else
+/// `BUNDLE/pidfile`, else `pidfile` in the working directory (which is the
+/// bundle then, and which the shim never leaves).
+pub fn pidfile_path<'a>(cfg: &Config<'a>, buf: &'a mut PathBuf) -> Option<&'a CStr> {
+    if let Some(p) = cfg.pidfile {
+        return Some(p);
+    }
+    buf.clear();
+    if let Some(b) = cfg.bundle {
+        if !(buf.push(b.to_bytes()) && buf.push(b"/")) {
+            return None;
+        }
+    }
+    if !buf.push(b"pidfile") {
+        return None;
+    }
+    buf.as_cstr()
+}
+
+/// In the forked child: only async-signal-safe calls, and it never returns.
+fn child(c: &Create, parent: libc::pid_t) -> ! {
+    let mut cwd = PathBuf::new();
+    let mut pidbuf = PathBuf::new();
+    let bundle: &CStr = match c.cfg.bundle {
+        Some(b) => b,
+        None => {
+            let spare = cwd.spare();
+            let p = unsafe { libc::getcwd(spare.as_mut_ptr() as *mut c_char, spare.len()) };
+            if p.is_null() { c"." } else { unsafe { CStr::from_ptr(p) } }
+        }
+    };
+    let Some(pidfile) = pidfile_path(c.cfg, &mut pidbuf) else {
+        let _ = sys::write_all(c.stdio[2], b"shimlet: pidfile path too long\n");
+        unsafe { libc::_exit(127) }
+    };
     let mut argv: [*const c_char; MAX_ARGV] = [core::ptr::null(); MAX_ARGV];
     let mut n = 0;
     let mut add = |s: &CStr| {
@@ -38,23 +82,10 @@ pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
     }
     add(c"create");
     add(c"--bundle");
-    add(c.bundle);
+    add(bundle);
     add(c"--pid-file");
-    add(c.pidfile);
+    add(pidfile);
     add(c.cfg.id.unwrap_or(c""));
-    let parent = sys::getpid();
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Errno::last());
-    }
-    if pid == 0 {
-        child(c, &argv, parent);
-    }
-    Ok(pid)
-}
-
-/// In the forked child: only async-signal-safe calls, and it never returns.
-fn child(c: &Create, argv: &[*const c_char; MAX_ARGV], parent: libc::pid_t) -> ! {
     unsafe {
         let ok = sys::dup2(c.stdio[0], 0).is_ok() && sys::dup2(c.stdio[1], 1).is_ok() && sys::dup2(c.stdio[2], 2).is_ok();
         if !ok {

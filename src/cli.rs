@@ -20,6 +20,12 @@ pub enum Key {
     StatusFile,
     ExitDir,
     SyncFd,
+    Attach,
+    Stdin,
+    StdinOnce,
+    LeaveStdinOpen,
+    Terminal,
+    Ctl,
     Help,
     Version,
 }
@@ -54,6 +60,12 @@ pub static OPTIONS: &[Opt] = &[
     Opt { key: Key::StatusFile, names: &["--status-file"], arg: Arg::One, meta: "FILE", help: "exit record, one line, written atomically" },
     Opt { key: Key::ExitDir, names: &["--exit-dir"], arg: Arg::One, meta: "DIR", help: "also write DIR/ID holding the decimal exit status" },
     Opt { key: Key::SyncFd, names: &["--sync-fd"], arg: Arg::One, meta: "N", help: "report the create outcome on fd N (default: $_OCI_SYNCPIPE)" },
+    Opt { key: Key::Attach, names: &["--attach"], arg: Arg::One, meta: "PATH", help: "attach socket (SOCK_SEQPACKET, 0700) for clients" },
+    Opt { key: Key::Stdin, names: &["--stdin"], arg: Arg::No, meta: "", help: "give the container a stdin fed by attach clients" },
+    Opt { key: Key::StdinOnce, names: &["--stdin-once"], arg: Arg::No, meta: "", help: "close stdin when the first client sends EOF (the default)" },
+    Opt { key: Key::LeaveStdinOpen, names: &["--leave-stdin-open"], arg: Arg::No, meta: "", help: "keep stdin open across clients' EOF" },
+    Opt { key: Key::Terminal, names: &["--terminal"], arg: Arg::No, meta: "", help: "run the container on a pty (runtime --console-socket)" },
+    Opt { key: Key::Ctl, names: &["--ctl"], arg: Arg::One, meta: "PATH", help: "control FIFO: `1 ROWS COLS` resizes, `2 0 0` reopens the log" },
     Opt { key: Key::Help, names: &["--help", "-h"], arg: Arg::No, meta: "", help: "print this help and exit" },
     Opt { key: Key::Version, names: &["--version"], arg: Arg::No, meta: "", help: "print the version and exit" },
 ];
@@ -74,6 +86,11 @@ pub struct Config<'a> {
     pub status_file: Option<&'a CStr>,
     pub exit_dir: Option<&'a CStr>,
     pub sync_fd: Option<i32>,
+    pub attach: Option<&'a CStr>,
+    pub stdin: bool,
+    pub leave_stdin_open: bool,
+    pub terminal: bool,
+    pub ctl: Option<&'a CStr>,
 }
 
 impl<'a> Config<'a> {
@@ -90,6 +107,11 @@ impl<'a> Config<'a> {
             status_file: None,
             exit_dir: None,
             sync_fd: None,
+            attach: None,
+            stdin: false,
+            leave_stdin_open: false,
+            terminal: false,
+            ctl: None,
         }
     }
     pub fn runtime_args(&self) -> &[&'a CStr] {
@@ -199,6 +221,12 @@ pub fn parse<'a, I: Iterator<Item = &'a CStr>>(mut args: I) -> Result<Action<'a>
                     .ok_or(Usage::BadValue(name, v.to_bytes()))?;
                 c.sync_fd = Some(n as i32);
             }
+            Key::Attach => c.attach = Some(v),
+            Key::Stdin => c.stdin = true,
+            Key::StdinOnce => c.leave_stdin_open = false,
+            Key::LeaveStdinOpen => c.leave_stdin_open = true,
+            Key::Terminal => c.terminal = true,
+            Key::Ctl => c.ctl = Some(v),
             Key::Help => want_help = true,
             Key::Version => want_version = true,
         }

@@ -44,7 +44,11 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             Err(_) => break,
         }
     }
-    let args = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
+    let mut args = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
+    if argc > 1 && CStr::from_ptr(*argv.add(1)).to_bytes() == b"attach" {
+        args.next();
+        return crate::client::main(args);
+    }
     let cfg = match cli::parse(args) {
         Ok(Action::Run(c)) => c,
         Ok(Action::Help) => {

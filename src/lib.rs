@@ -10,16 +10,26 @@
 //! - `spawn`    starting the OCI runtime
 //! - `logfile`  the k8s-file log writer
 //! - `exit`     exit statuses and their records
+//! - `client`   `shimlet attach`, the terminal-side client
+//! - `attach`   attach clients: output records out, input in
+//! - `tty`      the pty: console socket, ONLCR, window size
+//! - `ctl`      the control FIFO and its line protocol
+//! - `sock`     unix sockets by path of any length, fd passing
 //! - `json`, `timefmt`, `buf`, `sys`: formatting and syscall plumbing
 #![cfg_attr(not(test), no_std)]
 
+pub mod attach;
 pub mod buf;
 pub mod cli;
+pub mod client;
+pub mod ctl;
 pub mod exit;
 pub mod json;
 pub mod launch;
 pub mod logfile;
 pub mod shim;
+pub mod sock;
 pub mod spawn;
 pub mod sys;
 pub mod timefmt;
+pub mod tty;

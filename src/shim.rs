@@ -1,37 +1,52 @@
 //! The shim daemon: after the launcher forks it, it owns the container.
 //!
-//! One epoll loop over a signalfd and the container's stdout/stderr pipes.
-//! Each epoll entry's 64-bit data packs (kind << 32 | fd), so dispatch is a
-//! match, not a lookup. States, in order:
+//! One epoll loop. Each entry's 64-bit data packs (kind, client index, fd),
+//! so dispatch is a match, not a lookup. The states, in order:
 //!
-//! | state    | leaves when                    | signals (TERM, INT, ...) |
-//! |----------|--------------------------------|--------------------------|
-//! | creating | the runtime is reaped          | held, sent once pid known|
-//! | running  | the container is reaped        | forwarded                |
-//! | finished | output drained, records written| -                        |
+//! | state    | leaves when                     | TERM, INT, ... signals    |
+//! |----------|---------------------------------|---------------------------|
+//! | creating | the runtime is reaped           | held, sent once pid known |
+//! | running  | the container is reaped         | forwarded                 |
+//! | finished | output drained, records written | -                         |
+//!
+//! Output (pipes or pty) goes to the log first, then to attach clients;
+//! input from clients goes to the container's stdin pipe or pty. Nothing
+//! here blocks: every descriptor the loop touches is non-blocking.
 
 use core::ffi::{c_int, CStr};
 use core::ptr::addr_of_mut;
 
+use crate::attach::{self, Clients, Pending};
 use crate::buf::{parse_u64, Buf, PathBuf};
 use crate::cli::Config;
+use crate::ctl;
 use crate::exit::{self, Ended};
 use crate::json;
 use crate::logfile::{LogFile, Stream};
+use crate::sock::{self, Place};
 use crate::spawn;
 use crate::sys::{self, Errno};
 use crate::timefmt;
+use crate::tty;
 
 /// Signals forwarded to the container.
 pub const FORWARDED: [c_int; 6] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
 
+// Kinds of epoll entries.
 const K_SIGNAL: u64 = 1;
 const K_STDOUT: u64 = 2;
 const K_STDERR: u64 = 3;
+const K_PTY: u64 = 4;
+const K_LISTEN: u64 = 5;
+const K_CLIENT: u64 = 6;
+const K_CONSOLE: u64 = 7;
+const K_CONSOLE_CONN: u64 = 8;
+const K_CTL: u64 = 9;
+const K_STDIN: u64 = 10;
 
 #[inline]
-fn pack(kind: u64, fd: c_int) -> u64 {
-    kind << 32 | fd as u32 as u64
+fn pack(kind: u64, index: usize, fd: c_int) -> u64 {
+    kind << 56 | (index as u64 & 0xff_ffff) << 32 | fd as u32 as u64
 }
 
 /// Where the create outcome goes.
@@ -45,12 +60,12 @@ pub enum Report {
 
 /// Runtime error text kept for the report; the JSON line stays < 4 KiB.
 const ERR_MAX: usize = 2048;
-/// Output read buffer: one attach record's worth, conmon's size too.
-const IO_SIZE: usize = 8192;
+/// Output read size: one attach record (conmon reads 8192 too).
+const IO_SIZE: usize = attach::RECORD;
 
-/// The daemon's only static buffers. Page-aligned, in .bss, so a page
-/// costs memory only once touched, and can be handed back with
-/// MADV_DONTNEED (zero-filled again on the next touch).
+/// The daemon's static buffers. Page-aligned, in .bss: a page costs memory
+/// only once touched, and can be handed back with MADV_DONTNEED (it is
+/// zero-filled again on the next touch).
 #[repr(C, align(4096))]
 struct IoBuf([u8; IO_SIZE]);
 static mut IOBUF: IoBuf = IoBuf([0; IO_SIZE]);
@@ -79,12 +94,15 @@ fn release<T>(p: *mut T, len: usize) {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }
 
-/// Give back the I/O buffer and the stack pages below the current frame
+/// Give back the I/O buffers and the stack pages below the current frame
 /// (dead: nothing lives below the stack pointer). One page under the
 /// current one is kept for the calls made from here.
 #[inline(never)]
-fn trim() {
+fn trim(keep_input: bool) {
     release(addr_of_mut!(IOBUF), IO_SIZE);
+    if !keep_input {
+        attach::release_inbuf();
+    }
     let here = 0u8;
     let sp = core::hint::black_box(&here) as *const u8 as usize;
     let keep = (sp & !4095) - 4096;
@@ -97,8 +115,30 @@ pub struct Shim<'a> {
     cfg: &'a Config<'a>,
     epfd: c_int,
     sigfd: c_int,
+    /// Container stdout/stderr pipes (also the runtime's own stdio).
     out: c_int,
     err: c_int,
+    /// Terminal mode: the pty master, once the runtime sent it.
+    pty: c_int,
+    console: c_int,
+    console_conn: c_int,
+    console_place: Option<Place<'a>>,
+    console_path: Buf<108>,
+    /// A window size that arrived before the pty.
+    winsz: Option<(u16, u16)>,
+    /// Write end of the container's stdin pipe (`--stdin`, no terminal).
+    stdin: c_int,
+    /// Close stdin once pending input is out (a client's EOF came first).
+    stdin_close_pending: bool,
+    pending: Pending,
+    /// Clients are not read while input is pending.
+    paused: bool,
+    listen: c_int,
+    attach_place: Option<Place<'a>>,
+    clients: Clients,
+    ctl: c_int,
+    ctl_w: c_int,
+    ctl_lines: ctl::Lines,
     runtime: libc::pid_t,
     container: libc::pid_t,
     ended: Option<Ended>,
@@ -129,6 +169,22 @@ pub fn run(mut s: Start) -> ! {
         sigfd: -1,
         out: -1,
         err: -1,
+        pty: -1,
+        console: -1,
+        console_conn: -1,
+        console_place: None,
+        console_path: Buf::new(),
+        winsz: None,
+        stdin: -1,
+        stdin_close_pending: false,
+        pending: Pending::default(),
+        paused: false,
+        listen: -1,
+        attach_place: None,
+        clients: Clients::new(),
+        ctl: -1,
+        ctl_w: -1,
+        ctl_lines: ctl::Lines::new(),
         runtime: 0,
         container: 0,
         ended: None,
@@ -155,6 +211,10 @@ fn ctx<T>(r: sys::Result<T>, what: &'static [u8]) -> Step<T> {
     r.map_err(|e| (what, e))
 }
 
+fn cvt(r: c_int) -> sys::Result<c_int> {
+    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+}
+
 impl<'a> Shim<'a> {
     fn setup(&mut self, s: &Start<'a>) -> Step<()> {
         // Detach: own session, child subreaper (so the container, once the
@@ -172,12 +232,8 @@ impl<'a> Shim<'a> {
             }
             Err(_) => false,
         };
-        let (out_r, out_w) = ctx(sys::pipe(), b"pipe")?;
-        let (err_r, err_w) = ctx(sys::pipe(), b"pipe")?;
-        self.out = out_r;
-        self.err = err_r;
         // Our stdio is nobody's business: /dev/null, which is also the
-        // container's stdin.
+        // container's stdin unless it gets a pipe.
         let null = ctx(sys::open(c"/dev/null", libc::O_RDWR, 0), b"open /dev/null")?;
         for fd in 0..3 {
             ctx(sys::dup2(null, fd), b"dup2")?;
@@ -193,22 +249,74 @@ impl<'a> Shim<'a> {
             }
         }
         self.sigfd = ctx(cvt(unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }), b"signalfd")?;
-        ctx(self.watch(K_SIGNAL, self.sigfd), b"epoll_ctl")?;
-        let create = spawn::Create {
-            cfg: self.cfg,
-            runtime: s.runtime,
-            stdio: [0, out_w, err_w],
-            reset_oom,
+        ctx(self.watch(K_SIGNAL, 0, self.sigfd, libc::EPOLLIN), b"epoll_ctl")?;
+
+        let (out_r, out_w) = ctx(sys::pipe(), b"pipe")?;
+        let (err_r, err_w) = ctx(sys::pipe(), b"pipe")?;
+        self.out = out_r;
+        self.err = err_r;
+        let mut stdin_r = 0;
+        if self.cfg.stdin && !self.cfg.terminal {
+            let (r, w) = ctx(sys::pipe(), b"pipe")?;
+            let _ = sys::set_nonblock(w);
+            stdin_r = r;
+            self.stdin = w;
+        }
+        // The attach socket and ctl FIFO exist before the outcome is
+        // reported, so a manager can attach as soon as it hears back.
+        if let Some(path) = self.cfg.attach {
+            let p = ctx(sock::place(path), b"attach socket directory")?;
+            self.attach_place = Some(p);
+            self.listen = ctx(sock::listen(&p, libc::SOCK_SEQPACKET, 128, 0o700), b"attach socket")?;
+            ctx(self.watch(K_LISTEN, 0, self.listen, libc::EPOLLIN), b"epoll_ctl")?;
+        }
+        if let Some(path) = self.cfg.ctl {
+            let (r, w) = ctx(ctl::make_fifo(path), b"ctl fifo")?;
+            self.ctl = r;
+            self.ctl_w = w;
+            ctx(self.watch(K_CTL, 0, r, libc::EPOLLIN), b"epoll_ctl")?;
+        }
+        if self.cfg.terminal {
+            if !tty::console_path(&mut self.console_path) {
+                return Err((b"console socket path", Errno(libc::ENAMETOOLONG)));
+            }
+        }
+        let console = if self.cfg.terminal {
+            // Re-borrow the path from self for the socket's lifetime.
+            let path: &'a CStr = unsafe { &*(self.console_path.as_cstr().unwrap_or(c"") as *const CStr) };
+            let p = ctx(sock::place(path), b"console socket directory")?;
+            self.console_place = Some(p);
+            self.console = ctx(sock::listen(&p, libc::SOCK_STREAM, 1, 0o700), b"console socket")?;
+            ctx(self.watch(K_CONSOLE, 0, self.console, libc::EPOLLIN), b"epoll_ctl")?;
+            Some(path)
+        } else {
+            None
         };
+        let create = spawn::Create { cfg: self.cfg, runtime: s.runtime, console, stdio: [stdin_r, out_w, err_w], reset_oom };
         self.runtime = ctx(spawn::create(&create), b"fork")?;
         sys::close(out_w);
         sys::close(err_w);
+        if stdin_r > 0 {
+            sys::close(stdin_r);
+        }
         Ok(())
     }
 
-    fn watch(&self, kind: u64, fd: c_int) -> sys::Result<()> {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: pack(kind, fd) };
+    fn watch(&self, kind: u64, index: usize, fd: c_int, events: c_int) -> sys::Result<()> {
+        let mut ev = libc::epoll_event { events: events as u32, u64: pack(kind, index, fd) };
         cvt(unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(|_| ())
+    }
+
+    fn rewatch(&self, kind: u64, index: usize, fd: c_int, events: c_int) {
+        let mut ev = libc::epoll_event { events: events as u32, u64: pack(kind, index, fd) };
+        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) };
+    }
+
+    fn unwatch_close(&self, fd: c_int) {
+        if fd >= 0 {
+            unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+            sys::close(fd);
+        }
     }
 
     fn serve(&mut self) -> ! {
@@ -218,18 +326,26 @@ impl<'a> Shim<'a> {
             let timeout = if busy { IDLE_TRIM_MS } else { -1 };
             let n = unsafe { libc::epoll_wait(self.epfd, evs.as_mut_ptr(), evs.len() as c_int, timeout) };
             if n == 0 {
-                trim();
+                trim(!self.pending.is_empty());
                 busy = false;
                 continue;
             }
             busy = true;
             for ev in &evs[..n.max(0) as usize] {
-                let data = ev.u64;
-                let fd = data as u32 as c_int;
-                match data >> 32 {
+                let (data, events) = (ev.u64, ev.events as c_int);
+                let (kind, index, fd) = (data >> 56, (data >> 32) as usize & 0xff_ffff, data as u32 as c_int);
+                match kind {
                     K_SIGNAL => self.on_signals(),
                     K_STDOUT => self.on_output(fd, Stream::Stdout),
                     K_STDERR => self.on_output(fd, Stream::Stderr),
+                    K_PTY if events & libc::EPOLLOUT != 0 => self.flush_input(),
+                    K_PTY => self.on_output(fd, Stream::Stdout),
+                    K_STDIN => self.flush_input(),
+                    K_LISTEN => self.on_accept(),
+                    K_CLIENT => self.on_client(index, fd, events),
+                    K_CONSOLE => self.on_console(),
+                    K_CONSOLE_CONN => self.on_console_conn(),
+                    K_CTL => self.on_ctl(),
                     _ => {}
                 }
             }
@@ -238,6 +354,8 @@ impl<'a> Shim<'a> {
             }
         }
     }
+
+    // ---- signals and children ------------------------------------------
 
     fn on_signals(&mut self) {
         let mut si: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
@@ -252,7 +370,7 @@ impl<'a> Shim<'a> {
                 self.reap();
             } else if self.container > 0 {
                 let _ = sys::kill(self.container, sig);
-            } else {
+            } else if (1..64).contains(&sig) {
                 self.held |= 1 << sig;
             }
         }
@@ -300,13 +418,23 @@ impl<'a> Shim<'a> {
         }
         let pid = match self.read_pidfile() {
             Ok(pid) => pid,
-            Err(e) => {
-                let mut msg: Buf<ERR_MAX> = Buf::new();
+            Err(why) => {
+                let mut msg: Buf<256> = Buf::new();
                 msg.push(b"runtime succeeded but the container pid could not be read from its pidfile: ");
-                msg.push(e);
+                msg.push(why);
                 self.fail(Ended { code: 1, signal: 0 }, msg.as_bytes());
             }
         };
+        if self.cfg.terminal && self.pty < 0 {
+            // The runtime sends the pty before it exits; pick it up if the
+            // loop has not yet.
+            self.on_console();
+            self.on_console_conn();
+            if self.pty < 0 {
+                let _ = sys::kill(pid, libc::SIGKILL);
+                self.fail(Ended { code: 1, signal: 0 }, b"the runtime did not send a terminal over the console socket");
+            }
+        }
         self.container = pid;
         for &(p, e) in &self.early[..self.n_early] {
             if p == pid {
@@ -318,10 +446,10 @@ impl<'a> Shim<'a> {
         line.push_i64(pid as i64);
         line.push(b"}\n");
         self.send_report(true, line.as_bytes());
-        let _ = self.watch(K_STDOUT, self.out);
-        let _ = self.watch(K_STDERR, self.err);
-        let _ = sys::set_nonblock(self.out);
-        let _ = sys::set_nonblock(self.err);
+        for (fd, kind) in [(self.out, K_STDOUT), (self.err, K_STDERR)] {
+            let _ = sys::set_nonblock(fd);
+            let _ = self.watch(kind, 0, fd, libc::EPOLLIN);
+        }
         for sig in 1..64 {
             if self.held & (1 << sig) != 0 {
                 let _ = sys::kill(pid, sig);
@@ -359,8 +487,7 @@ impl<'a> Shim<'a> {
                     _ => break,
                 }
             }
-            let t = crate::buf::trim(msg.as_bytes()).len();
-            if t > 0 {
+            if !crate::buf::trim(msg.as_bytes()).is_empty() {
                 return;
             }
             msg.clear();
@@ -384,18 +511,22 @@ impl<'a> Shim<'a> {
         }
     }
 
-    /// Create failed: report, record, exit. Nothing is left running.
+    /// Create failed: record, report, clean up, exit. Nothing is left running.
     fn fail(&mut self, e: Ended, text: &[u8]) -> ! {
         // Record first: once the report is out, the manager may look.
         self.write_status(b"failed", e, 0);
         self.reap();
+        self.remove_sockets();
         let text = crate::buf::trim(text);
         match self.report {
             Some(Report::Sync(_)) => {
+                // Escaped text is bounded apart, so the closing always fits
+                // and the whole line stays under podman's 4 KiB read.
+                let mut esc: Buf<3900> = Buf::new();
+                json::escape_into(&mut esc, text);
                 let mut line: Buf<4000> = Buf::new();
                 line.push(b"{\"pid\": -1, \"message\": \"");
-                json::escape_into(&mut line, &text[..text.len().min(ERR_MAX)]);
-                // Room for the closing `"}\n` was kept below 4000 by ERR_MAX.
+                line.push(esc.as_bytes());
                 line.push(b"\"}\n");
                 self.send_report(false, line.as_bytes());
             }
@@ -404,36 +535,61 @@ impl<'a> Shim<'a> {
         unsafe { libc::_exit(1) }
     }
 
+    // ---- output ----------------------------------------------------------
+
     fn on_output(&mut self, fd: c_int, stream: Stream) {
         let buf = iobuf();
         match sys::read(fd, buf) {
-            Ok(n) if n > 0 => self.log.write(stream, &buf[..n], &timefmt::now()),
+            Ok(n) if n > 0 => self.emit(stream, &buf[..n]),
             Err(Errno(libc::EAGAIN)) => {}
+            // EOF, or EIO from a pty whose last user closed it.
             _ => self.close_output(fd),
         }
     }
 
+    /// The log first (it is the record), then every client.
+    fn emit(&mut self, stream: Stream, data: &[u8]) {
+        self.log.write(stream, data, &timefmt::now());
+        let code = if stream == Stream::Stdout { attach::STREAM_STDOUT } else { attach::STREAM_STDERR };
+        let live = self.clients.live();
+        let mut dead: u64 = 0;
+        for (i, fd) in live {
+            if attach::send_record(fd, code, data).is_err() {
+                dead |= 1 << i;
+            }
+        }
+        for i in 0..attach::MAX_CLIENTS {
+            if dead & (1 << i) != 0 {
+                self.clients.dropped += 1;
+                self.drop_client(i);
+            }
+        }
+    }
+
     fn close_output(&mut self, fd: c_int) {
-        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
-        sys::close(fd);
+        self.unwatch_close(fd);
         if fd == self.out {
             self.out = -1;
         } else if fd == self.err {
             self.err = -1;
+        } else if fd == self.pty {
+            self.pty = -1;
         }
     }
 
-    /// Everything the container wrote before it died is in the pipes now;
-    /// read it all. Bounded, in case something re-parented keeps writing.
+    /// Everything the container wrote before it died is in the pipes (or
+    /// the pty) now; read it all. Bounded, in case something re-parented
+    /// keeps writing.
     fn drain(&mut self) {
-        for (fd, stream) in [(self.out, Stream::Stdout), (self.err, Stream::Stderr)] {
+        for (fd, stream) in [(self.out, Stream::Stdout), (self.err, Stream::Stderr), (self.pty, Stream::Stdout)] {
             if fd < 0 {
                 continue;
             }
+            let _ = sys::set_nonblock(fd);
             let buf = iobuf();
             for _ in 0..1024 {
                 match sys::read(fd, buf) {
-                    Ok(n) if n > 0 => self.log.write(stream, &buf[..n], &timefmt::now()),
+                    Ok(n) if n > 0 => self.emit(stream, &buf[..n]),
                     _ => break,
                 }
             }
@@ -441,12 +597,247 @@ impl<'a> Shim<'a> {
         }
     }
 
+    // ---- attach clients and input ------------------------------------
+
+    fn on_accept(&mut self) {
+        loop {
+            let fd = unsafe { libc::accept4(self.listen, core::ptr::null_mut(), core::ptr::null_mut(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) };
+            if fd < 0 {
+                return;
+            }
+            match self.clients.add(fd) {
+                Some(i) => {
+                    let ev = if self.paused { 0 } else { libc::EPOLLIN };
+                    if self.watch(K_CLIENT, i, fd, ev).is_err() {
+                        self.clients.take(i);
+                        sys::close(fd);
+                    }
+                }
+                None => {
+                    // Full: the client sees its connection closed at once.
+                    self.clients.refused += 1;
+                    sys::close(fd);
+                }
+            }
+        }
+    }
+
+    fn drop_client(&mut self, i: usize) {
+        let fd = self.clients.take(i);
+        self.unwatch_close(fd);
+    }
+
+    fn input_target(&self) -> c_int {
+        if self.cfg.terminal { self.pty } else { self.stdin }
+    }
+
+    fn on_client(&mut self, i: usize, fd: c_int, events: c_int) {
+        if self.clients.fd(i) != fd {
+            return;
+        }
+        if events & libc::EPOLLIN != 0 && !self.paused && !self.clients.is_eof(i) {
+            let buf = attach::inbuf();
+            let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), libc::MSG_DONTWAIT) };
+            if r > 0 {
+                self.input(r as usize);
+                return;
+            }
+            if r < 0 && matches!(Errno::last().0, libc::EAGAIN | libc::EINTR) {
+                return;
+            }
+            // End of input from this client (or an error): it may still
+            // want output, until it hangs up.
+            self.clients.set_eof(i);
+            self.rewatch(K_CLIENT, i, fd, 0);
+            self.client_eof();
+            if r == 0 && events & libc::EPOLLHUP == 0 {
+                return;
+            }
+        }
+        if events & (libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+            self.drop_client(i);
+        }
+    }
+
+    /// `n` bytes of input are at the start of INBUF.
+    fn input(&mut self, n: usize) {
+        let target = self.input_target();
+        if target < 0 && !(self.cfg.terminal && self.pty < 0 && self.ended.is_none()) {
+            return; // no stdin, or already closed: input is dropped
+        }
+        self.pending = Pending { off: 0, len: n };
+        self.flush_input();
+    }
+
+    fn flush_input(&mut self) {
+        let target = self.input_target();
+        let done = target < 0 && !self.cfg.terminal || target >= 0 && self.pending.flush(target);
+        if done {
+            self.pending = Pending::default();
+            if self.paused {
+                self.set_paused(false);
+            }
+            if self.stdin_close_pending {
+                self.close_stdin();
+            }
+        } else if !self.paused {
+            self.set_paused(true);
+        }
+    }
+
+    /// Stop (or resume) reading clients, and wait for the target to drain.
+    fn set_paused(&mut self, on: bool) {
+        self.paused = on;
+        let live = self.clients.live();
+        for (i, fd) in live {
+            let ev = if on || self.clients.is_eof(i) { 0 } else { libc::EPOLLIN };
+            self.rewatch(K_CLIENT, i, fd, ev);
+        }
+        let target = self.input_target();
+        if target < 0 {
+            return;
+        }
+        let out = if on { libc::EPOLLOUT } else { 0 };
+        if self.cfg.terminal {
+            self.rewatch(K_PTY, 0, target, libc::EPOLLIN | out);
+        } else if on {
+            let _ = self.watch(K_STDIN, 0, target, libc::EPOLLOUT);
+        } else {
+            unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, target, core::ptr::null_mut()) };
+        }
+    }
+
+    fn client_eof(&mut self) {
+        // In terminal mode stdin is never closed by a client.
+        if self.stdin < 0 || self.cfg.terminal || self.cfg.leave_stdin_open {
+            return;
+        }
+        if self.pending.is_empty() {
+            self.close_stdin();
+        } else {
+            self.stdin_close_pending = true;
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        if self.paused {
+            self.set_paused(false);
+        }
+        self.unwatch_close(self.stdin);
+        self.stdin = -1;
+        self.stdin_close_pending = false;
+    }
+
+    // ---- terminal ----------------------------------------------------
+
+    fn on_console(&mut self) {
+        if self.console < 0 {
+            return;
+        }
+        let fd = unsafe { libc::accept4(self.console, core::ptr::null_mut(), core::ptr::null_mut(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) };
+        if fd < 0 {
+            return;
+        }
+        self.unwatch_close(self.console_conn);
+        self.console_conn = fd;
+        if self.watch(K_CONSOLE_CONN, 0, fd, libc::EPOLLIN).is_err() {
+            self.console_conn = -1;
+            sys::close(fd);
+            return;
+        }
+        self.on_console_conn();
+    }
+
+    fn on_console_conn(&mut self) {
+        if self.console_conn < 0 {
+            return;
+        }
+        match sock::recv_fd(self.console_conn) {
+            Ok(None) => {}
+            Ok(Some(pty)) => {
+                self.unwatch_close(self.console_conn);
+                self.console_conn = -1;
+                self.set_pty(pty);
+            }
+            Err(_) => {
+                self.unwatch_close(self.console_conn);
+                self.console_conn = -1;
+            }
+        }
+    }
+
+    fn set_pty(&mut self, fd: c_int) {
+        if self.pty >= 0 {
+            sys::close(fd);
+            return;
+        }
+        let _ = sys::set_nonblock(fd);
+        tty::set_onlcr(fd);
+        if let Some((rows, cols)) = self.winsz.take() {
+            let _ = tty::resize(fd, rows, cols);
+        }
+        self.pty = fd;
+        let out = if self.pending.is_empty() { 0 } else { libc::EPOLLOUT };
+        let _ = self.watch(K_PTY, 0, fd, libc::EPOLLIN | out);
+        // One pty per container: the console socket is done.
+        self.unwatch_close(self.console);
+        self.console = -1;
+        if let Some(p) = self.console_place.take() {
+            sock::remove(&p);
+            sys::close(p.dirfd);
+        }
+    }
+
+    fn on_ctl(&mut self) {
+        let mut chunk = [0u8; 128];
+        let n = match sys::read(self.ctl, &mut chunk) {
+            Ok(n) if n > 0 => n,
+            _ => return,
+        };
+        let mut lines = core::mem::take(&mut self.ctl_lines);
+        lines.feed(&chunk[..n], &mut |cmd| match cmd {
+            Ok(ctl::Cmd::Resize { rows, cols }) => {
+                if self.pty >= 0 {
+                    let _ = tty::resize(self.pty, rows, cols);
+                } else {
+                    self.winsz = Some((rows, cols));
+                }
+            }
+            Ok(ctl::Cmd::Reopen) => {
+                let _ = self.log.reopen();
+            }
+            Err(_) => {}
+        });
+        self.ctl_lines = lines;
+    }
+
+    // ---- the end -----------------------------------------------------
+
     fn finish(&mut self, e: Ended) -> ! {
         self.drain();
         let _ = self.log.sync();
+        // Clients see the end of the stream only after the last record.
+        for i in 0..attach::MAX_CLIENTS {
+            sys::close(self.clients.take(i));
+        }
         self.write_status(b"exited", e, self.container);
+        self.remove_sockets();
         self.reap();
         unsafe { libc::_exit(0) }
+    }
+
+    fn remove_sockets(&mut self) {
+        if let Some(p) = self.attach_place.take() {
+            sock::remove(&p);
+        }
+        if let Some(p) = self.console_place.take() {
+            sock::remove(&p);
+        }
+        if let Some(path) = self.cfg.ctl {
+            if self.ctl >= 0 {
+                let _ = sys::unlink(path);
+            }
+        }
     }
 
     fn write_status(&mut self, kind: &[u8], e: Ended, pid: libc::pid_t) {
@@ -463,8 +854,4 @@ impl<'a> Shim<'a> {
             }
         }
     }
-}
-
-fn cvt(r: c_int) -> sys::Result<c_int> {
-    if r < 0 { Err(Errno::last()) } else { Ok(r) }
 }

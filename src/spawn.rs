@@ -14,13 +14,15 @@ use crate::sys::{self, Errno};
 pub struct Create<'a> {
     pub cfg: &'a Config<'a>,
     pub runtime: &'a CStr,
+    /// `--console-socket` for terminal mode.
+    pub console: Option<&'a CStr>,
     /// The container's stdin, stdout, stderr.
     pub stdio: [c_int; 3],
     /// Whether the shim lowered its own oom_score_adj (so the child resets it).
     pub reset_oom: bool,
 }
 
-const MAX_ARGV: usize = MAX_RUNTIME_ARGS + 8;
+const MAX_ARGV: usize = MAX_RUNTIME_ARGS + 10;
 
 /// Fork and exec the runtime; the parent gets its pid.
 pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
@@ -85,6 +87,10 @@ fn child(c: &Create, parent: libc::pid_t) -> ! {
     add(bundle);
     add(c"--pid-file");
     add(pidfile);
+    if let Some(sock) = c.console {
+        add(c"--console-socket");
+        add(sock);
+    }
     add(c.cfg.id.unwrap_or(c""));
     unsafe {
         let ok = sys::dup2(c.stdio[0], 0).is_ok() && sys::dup2(c.stdio[1], 1).is_ok() && sys::dup2(c.stdio[2], 2).is_ok();

@@ -5,8 +5,9 @@
 //! buffer; a line longer than that buffer is dropped whole (up to its
 //! newline), and anything malformed is ignored, never fatal.
 
-use core::ffi::{c_int, CStr};
+use core::ffi::c_int;
 
+use crate::sock::Place;
 use crate::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,28 +110,37 @@ impl Default for Lines {
     }
 }
 
-/// A FIFO at `path`, 0660, replacing whatever was there; opened for
-/// reading (non-blocking) plus a writer of our own, so the reader never
-/// sees end-of-file when the manager's writer closes.
-pub fn make_fifo(path: &CStr) -> sys::Result<(c_int, c_int)> {
-    let _ = sys::unlink(path);
+/// A FIFO at `p`, 0660, replacing whatever was there.
+pub fn make_fifo_only(p: &Place) -> sys::Result<()> {
+    unsafe { libc::unlinkat(p.dirfd, p.name.as_ptr(), 0) };
     let old = unsafe { libc::umask(0o077) };
-    let r = unsafe { libc::mkfifo(path.as_ptr(), 0o660) };
+    let r = unsafe { libc::mkfifoat(p.dirfd, p.name.as_ptr(), 0o660) };
     unsafe { libc::umask(old) };
     if r < 0 {
         return Err(sys::Errno::last());
     }
     // mkfifo's mode is filtered by the umask; set it exactly.
-    unsafe { libc::chmod(path.as_ptr(), 0o660) };
-    let r = sys::open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    let w = match sys::open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0) {
-        Ok(w) => w,
+    unsafe { libc::fchmodat(p.dirfd, p.name.as_ptr(), 0o660, 0) };
+    Ok(())
+}
+
+/// A FIFO at `p`, opened for reading (non-blocking) plus a writer of our
+/// own, so the reader never sees end-of-file when the manager's writer
+/// closes.
+pub fn make_fifo(p: &Place) -> sys::Result<(c_int, c_int)> {
+    make_fifo_only(p)?;
+    let open = |flags: c_int| {
+        let fd = unsafe { libc::openat(p.dirfd, p.name.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        if fd < 0 { Err(sys::Errno::last()) } else { Ok(fd) }
+    };
+    let r = open(libc::O_RDONLY)?;
+    match open(libc::O_WRONLY) {
+        Ok(w) => Ok((r, w)),
         Err(e) => {
             sys::close(r);
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok((r, w))
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub const EXIT_FAILED: c_int = 1;
 pub const EXIT_USAGE: c_int = 2;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The conmon release whose behaviour shimlet follows.
+pub const CONMON_COMPAT: &str = "2.1.6";
 
 fn err_line(parts: &[&[u8]]) {
     let mut m: Buf<1024> = Buf::new();
@@ -49,6 +51,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         args.next();
         return crate::client::main(args);
     }
+    let conmon_style = cli::is_conmon(args.clone());
     let cfg = match cli::parse(args) {
         Ok(Action::Run(c)) => c,
         Ok(Action::Help) => {
@@ -58,16 +61,25 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return EXIT_OK;
         }
         Ok(Action::Version) => {
-            let mut m: Buf<64> = Buf::new();
-            m.push(b"shimlet version ");
+            // The first line is what podman's probe parses; it must read
+            // like conmon's. The second says what this really is.
+            let mut m: Buf<128> = Buf::new();
+            m.push(b"conmon version ");
+            m.push(CONMON_COMPAT.as_bytes());
+            m.push(b"\nshimlet version ");
             m.push(VERSION.as_bytes());
-            m.push(b"\n");
+            m.push(b" (conmon-compatible)\n");
             let _ = sys::write_all(1, m.as_bytes());
             return EXIT_OK;
         }
         Err(u) => {
             let mut m: Buf<512> = Buf::new();
             u.write_to(&mut m);
+            if conmon_style {
+                // conmon's texts and status for a conmon command line.
+                err_line(&[m.as_bytes()]);
+                return EXIT_FAILED;
+            }
             err_line(&[m.as_bytes(), b" (see shimlet --help)"]);
             return EXIT_USAGE;
         }
@@ -113,11 +125,51 @@ fn launch(cfg: &cli::Config) -> c_int {
     // (its memory is not ours to keep) and, for the pidfile, again when it
     // is read: no path buffer stays resident in the daemon.
     let runtime = cfg.runtime.unwrap_or(c"runc");
+    if cfg.conmon && unsafe { libc::access(runtime.as_ptr(), libc::X_OK) } < 0 {
+        err_line(&[b"Runtime path ", runtime.to_bytes(), b" is not valid: ", Errno::last().text()]);
+        return EXIT_FAILED;
+    }
+    // exec-attach: podman's go-ahead (a second start-pipe record) and the
+    // pipe where we say the attach socket is ready.
+    let attach_pipe = if cfg.exec_attach {
+        match env_fd(c"_OCI_ATTACHPIPE").and_then(|v| crate::buf::parse_u64(v, i32::MAX as u64)) {
+            Some(fd) => {
+                let _ = sys::set_cloexec(fd as c_int);
+                Some(fd as c_int)
+            }
+            None => {
+                err_line(&[b"--exec-attach specified but _OCI_ATTACHPIPE was not"]);
+                return EXIT_FAILED;
+            }
+        }
+    } else {
+        None
+    };
+    // The manager moves us into a cgroup, then says go: nothing may be
+    // forked before that.
+    let mut gate = None;
+    if let Some(fd) = env_fd(c"_OCI_STARTPIPE").and_then(|v| crate::buf::parse_u64(v, i32::MAX as u64)) {
+        let fd = fd as c_int;
+        let _ = sys::set_cloexec(fd);
+        let mut b = [0u8; 64];
+        if let Err(e) = sys::read(fd, &mut b) {
+            err_line(&[b"start pipe read failed: ", e.text()]);
+            return EXIT_FAILED;
+        }
+        if cfg.exec_attach {
+            gate = Some(fd);
+        } else {
+            sys::close(fd);
+        }
+    }
 
     // Open what can fail before detaching.
     let log = match cfg.log {
         Some(path) => match LogFile::open(path) {
-            Ok(l) => l,
+            Ok(mut l) => {
+                l.limit(cfg.log_size_max, cfg.log_global_size_max);
+                l
+            }
             Err(e) => {
                 err_line(&[b"cannot open log ", path.to_bytes(), b": ", e.text()]);
                 return EXIT_FAILED;
@@ -149,7 +201,19 @@ fn launch(cfg: &cli::Config) -> c_int {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 
-    let wait_pipe = if sync.is_none() {
+    let start = |report| shim::Start { cfg, runtime, report, log, gate, attach_pipe };
+    if cfg.sync {
+        // Not detached: the caller waits for this very process.
+        if let Some(fd) = shim_pidfile {
+            let mut n: Buf<12> = Buf::new();
+            n.push_i64(sys::getpid() as i64);
+            let _ = sys::write_all(fd, n.as_bytes());
+            sys::close(fd);
+        }
+        shim::run(start(sync.map(Report::Sync)));
+    }
+    // conmon's launcher never waits: the manager reads the sync pipe.
+    let wait_pipe = if sync.is_none() && !cfg.conmon {
         match sys::pipe() {
             Ok(p) => Some(p),
             Err(e) => {
@@ -178,7 +242,7 @@ fn launch(cfg: &cli::Config) -> c_int {
             }
             (None, None) => None,
         };
-        shim::run(shim::Start { cfg, runtime, report, log });
+        shim::run(start(report));
     }
 
     // The launcher: record the daemon's pid, then either leave the outcome

@@ -71,6 +71,14 @@ const IOV_MAX: usize = 128;
 pub struct LogFile<'a> {
     fd: c_int,
     path: Option<&'a CStr>,
+    /// Rotate to `PATH.1` before the file would pass this size (0: never).
+    max_size: u64,
+    /// Stop logging once this much has been written in all (0: no limit).
+    global_max: u64,
+    size: u64,
+    total: u64,
+    /// Rotations done.
+    pub rotations: u64,
     /// Payload bytes that could not be written (disk full, I/O error).
     pub lost: u64,
     /// Payload bytes written.
@@ -82,16 +90,51 @@ pub struct LogFile<'a> {
 impl<'a> LogFile<'a> {
     /// No log: output is read and dropped.
     pub const fn none() -> Self {
-        LogFile { fd: -1, path: None, lost: 0, written: 0, last_error: None }
+        LogFile { fd: -1, path: None, max_size: 0, global_max: 0, size: 0, total: 0, rotations: 0, lost: 0, written: 0, last_error: None }
     }
 
     pub fn open(path: &'a CStr) -> sys::Result<Self> {
         let fd = Self::open_fd(path)?;
-        Ok(LogFile { fd, path: Some(path), lost: 0, written: 0, last_error: None })
+        let mut l = Self::none();
+        l.fd = fd;
+        l.path = Some(path);
+        l.size = file_size(fd);
+        Ok(l)
+    }
+
+    /// `max_size`: rotate before passing it; `global_max`: stop after it.
+    pub fn limit(&mut self, max_size: Option<u64>, global_max: Option<u64>) {
+        self.max_size = max_size.unwrap_or(0);
+        self.global_max = global_max.unwrap_or(0);
     }
 
     fn open_fd(path: &CStr) -> sys::Result<c_int> {
         sys::open(path, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)
+    }
+
+    /// Keep the full file as `PATH.1` (replacing an older one) and start
+    /// a new one. conmon 2.1.6 truncates instead, losing the old lines.
+    fn rotate(&mut self) {
+        let Some(path) = self.path else { return };
+        let mut old: crate::buf::PathBuf = crate::buf::PathBuf::new();
+        old.push(path.to_bytes());
+        if !old.push(b".1") {
+            return;
+        }
+        let Some(old_c) = old.as_cstr() else { return };
+        if sys::rename(path, old_c).is_err() {
+            return;
+        }
+        match Self::open_fd(path) {
+            Ok(fd) => {
+                sys::close(self.fd);
+                self.fd = fd;
+                self.size = 0;
+                self.rotations += 1;
+            }
+            // Keep writing into the renamed file rather than nowhere.
+            Err(e) => self.last_error = Some(e),
+        }
     }
 
     pub fn fd(&self) -> c_int {
@@ -105,6 +148,7 @@ impl<'a> LogFile<'a> {
         let fd = Self::open_fd(path)?;
         sys::close(self.fd);
         self.fd = fd;
+        self.size = file_size(fd);
         Ok(())
     }
 
@@ -123,9 +167,19 @@ impl<'a> LogFile<'a> {
         let mut iov = [empty; IOV_MAX];
         let mut n = 0;
         let mut payload = 0usize;
-        let fd = self.fd;
         let flush = |iov: &mut [libc::iovec], payload: &mut usize, this: &mut Self| {
-            match writev_all(fd, iov) {
+            let bytes: u64 = iov.iter().map(|v| v.iov_len as u64).sum();
+            if this.global_max > 0 && this.total + bytes > this.global_max {
+                this.lost += *payload as u64;
+                *payload = 0;
+                return;
+            }
+            if this.max_size > 0 && this.size > 0 && this.size + bytes > this.max_size {
+                this.rotate();
+            }
+            this.size += bytes;
+            this.total += bytes;
+            match writev_all(this.fd, iov) {
                 Ok(()) => this.written += *payload as u64,
                 Err(e) => {
                     this.lost += *payload as u64;
@@ -156,6 +210,11 @@ impl<'a> LogFile<'a> {
             flush(&mut iov[..n], &mut payload, self);
         }
     }
+}
+
+fn file_size(fd: c_int) -> u64 {
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } == 0 { st.st_size as u64 } else { 0 }
 }
 
 /// writev until everything is out, resuming after short writes (a regular
@@ -238,6 +297,32 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_file() {
+        let dir = std::env::temp_dir().join(format!("shimlet-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let cpath: &'static CStr = Box::leak(std::ffi::CString::new(path.to_str().unwrap()).unwrap().into_boxed_c_str());
+        let mut log = LogFile::open(cpath).unwrap();
+        log.limit(Some(1000), None);
+        let st = timefmt::format(0, 0);
+        for i in 0..100 {
+            log.write(Stream::Stdout, format!("line {i}\n").as_bytes(), &st);
+        }
+        let cur = std::fs::read_to_string(&path).unwrap();
+        let old = std::fs::read_to_string(dir.join("log.1")).unwrap();
+        assert!(cur.len() <= 1000 && old.len() <= 1000, "{} {}", cur.len(), old.len());
+        assert!(log.rotations > 1);
+        // The two files end with the newest lines, contiguous.
+        let lines: Vec<&str> = old.lines().chain(cur.lines()).collect();
+        assert!(lines.last().unwrap().ends_with("line 99"));
+        let first: usize = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+        for (k, l) in lines.iter().enumerate() {
+            assert!(l.ends_with(&format!("line {}", first + k)), "{l}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,7 @@ use crate::ctl;
 use crate::exit::{self, Ended};
 use crate::json;
 use crate::logfile::{LogFile, Stream};
+use crate::oom::Oom;
 use crate::sock::{self, Place};
 use crate::spawn;
 use crate::sys::{self, Errno};
@@ -43,6 +44,8 @@ const K_CONSOLE: u64 = 7;
 const K_CONSOLE_CONN: u64 = 8;
 const K_CTL: u64 = 9;
 const K_STDIN: u64 = 10;
+const K_TIMER: u64 = 11;
+const K_OOM: u64 = 12;
 
 #[inline]
 fn pack(kind: u64, index: usize, fd: c_int) -> u64 {
@@ -135,6 +138,16 @@ pub struct Shim<'a> {
     paused: bool,
     listen: c_int,
     attach_place: Option<Place<'a>>,
+    ctl_place: Option<Place<'a>>,
+    /// The bundle directory (O_PATH): where conmon's files go.
+    bundle_fd: c_int,
+    /// Made SOCKET_DIR/UUID -> BUNDLE (removed at exit).
+    symlink: bool,
+    timer: c_int,
+    timed_out: bool,
+    oom: Option<Oom>,
+    oomed: bool,
+    gate: Option<c_int>,
     clients: Clients,
     ctl: c_int,
     ctl_w: c_int,
@@ -158,6 +171,10 @@ pub struct Start<'a> {
     pub report: Option<Report>,
     /// Opened by the launcher, so a bad path is an error before detaching.
     pub log: LogFile<'a>,
+    /// exec-attach: the start pipe, for the runtime child to wait on.
+    pub gate: Option<c_int>,
+    /// exec-attach: where to say the attach socket is ready.
+    pub attach_pipe: Option<c_int>,
 }
 
 /// The daemon's body: never returns.
@@ -181,6 +198,14 @@ pub fn run(mut s: Start) -> ! {
         paused: false,
         listen: -1,
         attach_place: None,
+        ctl_place: None,
+        bundle_fd: -1,
+        symlink: false,
+        timer: -1,
+        timed_out: false,
+        oom: None,
+        oomed: false,
+        gate: s.gate,
         clients: Clients::new(),
         ctl: -1,
         ctl_w: -1,
@@ -233,12 +258,14 @@ impl<'a> Shim<'a> {
             Err(_) => false,
         };
         // Our stdio is nobody's business: /dev/null, which is also the
-        // container's stdin unless it gets a pipe.
+        // container's stdin unless it gets a pipe. With passthrough logging
+        // the runtime inherits it first, then we let go of it.
         let null = ctx(sys::open(c"/dev/null", libc::O_RDWR, 0), b"open /dev/null")?;
-        for fd in 0..3 {
-            ctx(sys::dup2(null, fd), b"dup2")?;
+        if !self.cfg.passthrough {
+            for fd in 0..3 {
+                ctx(sys::dup2(null, fd), b"dup2")?;
+            }
         }
-        sys::close(null);
         self.epfd = ctx(cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }), b"epoll_create1")?;
         let mut mask: libc::sigset_t = unsafe { core::mem::zeroed() };
         unsafe {
@@ -251,6 +278,10 @@ impl<'a> Shim<'a> {
         self.sigfd = ctx(cvt(unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }), b"signalfd")?;
         ctx(self.watch(K_SIGNAL, 0, self.sigfd, libc::EPOLLIN), b"epoll_ctl")?;
 
+        if self.cfg.bundle_sockets() || self.cfg.conmon {
+            let dir = self.cfg.bundle.unwrap_or(c".");
+            self.bundle_fd = ctx(sys::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0), b"open bundle")?;
+        }
         let (out_r, out_w) = ctx(sys::pipe(), b"pipe")?;
         let (err_r, err_w) = ctx(sys::pipe(), b"pipe")?;
         self.out = out_r;
@@ -264,17 +295,50 @@ impl<'a> Shim<'a> {
         }
         // The attach socket and ctl FIFO exist before the outcome is
         // reported, so a manager can attach as soon as it hears back.
-        if let Some(path) = self.cfg.attach {
-            let p = ctx(sock::place(path), b"attach socket directory")?;
+        let in_bundle = |name: &'a CStr| Place { dirfd: self.bundle_fd, name };
+        let attach = match self.cfg.attach {
+            Some(path) => Some(ctx(sock::place(path), b"attach socket directory")?),
+            None if self.cfg.bundle_sockets() => Some(in_bundle(c"attach")),
+            None => None,
+        };
+        if let Some(p) = attach {
             self.attach_place = Some(p);
             self.listen = ctx(sock::listen(&p, libc::SOCK_SEQPACKET, 128, 0o700), b"attach socket")?;
             ctx(self.watch(K_LISTEN, 0, self.listen, libc::EPOLLIN), b"epoll_ctl")?;
         }
-        if let Some(path) = self.cfg.ctl {
-            let (r, w) = ctx(ctl::make_fifo(path), b"ctl fifo")?;
+        let ctl = match self.cfg.ctl {
+            Some(path) => Some(ctx(sock::place(path), b"ctl fifo directory")?),
+            None if self.cfg.bundle_sockets() => Some(in_bundle(c"ctl")),
+            None => None,
+        };
+        if let Some(p) = ctl {
+            let (r, w) = ctx(ctl::make_fifo(&p), b"ctl fifo")?;
+            self.ctl_place = Some(p);
             self.ctl = r;
             self.ctl_w = w;
             ctx(self.watch(K_CTL, 0, r, libc::EPOLLIN), b"epoll_ctl")?;
+        }
+        if self.cfg.bundle_sockets() {
+            // conmon relays sizes through BUNDLE/winsz; it must exist.
+            let _ = ctl::make_fifo_only(&in_bundle(c"winsz"));
+            if !self.cfg.full_attach && self.cfg.cuuid.is_some() {
+                ctx(self.make_symlink(), b"attach symlink")?;
+            }
+        }
+        if let Some(fd) = s.attach_pipe {
+            // The socket, ctl and winsz exist: the manager may connect.
+            let _ = sys::write_all(fd, b"{\"data\": 0}\n");
+            sys::close(fd);
+        }
+        if self.cfg.timeout > 0 {
+            let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) };
+            let mut t: libc::itimerspec = unsafe { core::mem::zeroed() };
+            t.it_value.tv_sec = self.cfg.timeout as _;
+            if fd < 0 || unsafe { libc::timerfd_settime(fd, 0, &t, core::ptr::null_mut()) } < 0 {
+                return Err((b"timerfd", Errno::last()));
+            }
+            self.timer = fd;
+            ctx(self.watch(K_TIMER, 0, fd, libc::EPOLLIN), b"epoll_ctl")?;
         }
         if self.cfg.terminal {
             if !tty::console_path(&mut self.console_path) {
@@ -292,14 +356,48 @@ impl<'a> Shim<'a> {
         } else {
             None
         };
-        let create = spawn::Create { cfg: self.cfg, runtime: s.runtime, console, stdio: [stdin_r, out_w, err_w], reset_oom };
+        let stdio = if self.cfg.passthrough { [0, 1, 2] } else { [stdin_r, out_w, err_w] };
+        let create = spawn::Create { cfg: self.cfg, runtime: s.runtime, console, gate: self.gate, stdio, reset_oom };
         self.runtime = ctx(spawn::create(&create), b"fork")?;
         sys::close(out_w);
         sys::close(err_w);
         if stdin_r > 0 {
             sys::close(stdin_r);
         }
+        if let Some(fd) = self.gate.take() {
+            sys::close(fd);
+        }
+        if self.cfg.passthrough {
+            for fd in 0..3 {
+                let _ = sys::dup2(null, fd);
+            }
+        }
+        sys::close(null);
         Ok(())
+    }
+
+    /// SOCKET_DIR/UUID -> BUNDLE, so clients reach BUNDLE/attach by a path
+    /// short enough for sun_path (conmon's scheme without --full-attach).
+    fn make_symlink(&mut self) -> sys::Result<()> {
+        let sc = scratch();
+        let r = link_path(self.cfg, &mut sc.a).ok_or(Errno(libc::ENAMETOOLONG)).and_then(|link| {
+            let target: &CStr = match self.cfg.bundle {
+                Some(b) if b.to_bytes().starts_with(b"/") => b,
+                _ => {
+                    let spare = sc.b.spare();
+                    let p = unsafe { libc::getcwd(spare.as_mut_ptr() as *mut libc::c_char, spare.len()) };
+                    if p.is_null() {
+                        return Err(Errno::last());
+                    }
+                    unsafe { CStr::from_ptr(p) }
+                }
+            };
+            let _ = sys::unlink(link);
+            cvt(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }).map(|_| ())
+        });
+        self.symlink = r.is_ok();
+        release(addr_of_mut!(SCRATCH), core::mem::size_of::<Scratch>());
+        r
     }
 
     fn watch(&self, kind: u64, index: usize, fd: c_int, events: c_int) -> sys::Result<()> {
@@ -346,6 +444,8 @@ impl<'a> Shim<'a> {
                     K_CONSOLE => self.on_console(),
                     K_CONSOLE_CONN => self.on_console_conn(),
                     K_CTL => self.on_ctl(),
+                    K_TIMER => self.on_timeout(),
+                    K_OOM => self.on_oom(),
                     _ => {}
                 }
             }
@@ -400,7 +500,16 @@ impl<'a> Shim<'a> {
     }
 
     fn runtime_exited(&mut self, e: Ended) {
-        if !e.success() {
+        if self.timed_out {
+            let mut msg: Buf<64> = Buf::new();
+            msg.push(b"the runtime did not finish within ");
+            msg.push_u64(self.cfg.timeout as u64);
+            msg.push(b" s and was killed");
+            self.fail(e, msg.as_bytes());
+        }
+        // For exec, the runtime's status is not the verdict: a missing
+        // pidfile is (conmon's rule).
+        if !e.success() && !self.cfg.exec {
             let mut msg: Buf<ERR_MAX> = Buf::new();
             self.collect_error(&mut msg);
             if msg.is_empty() {
@@ -419,9 +528,14 @@ impl<'a> Shim<'a> {
         let pid = match self.read_pidfile() {
             Ok(pid) => pid,
             Err(why) => {
-                let mut msg: Buf<256> = Buf::new();
-                msg.push(b"runtime succeeded but the container pid could not be read from its pidfile: ");
-                msg.push(why);
+                let mut msg: Buf<ERR_MAX> = Buf::new();
+                if self.cfg.exec {
+                    self.collect_error(&mut msg);
+                }
+                if msg.is_empty() {
+                    msg.push(b"the container pid could not be read from the runtime's pidfile: ");
+                    msg.push(why);
+                }
                 self.fail(Ended { code: 1, signal: 0 }, msg.as_bytes());
             }
         };
@@ -441,11 +555,19 @@ impl<'a> Shim<'a> {
                 self.ended = Some(e);
             }
         }
-        let mut line: Buf<32> = Buf::new();
-        line.push(b"{\"pid\": ");
-        line.push_i64(pid as i64);
-        line.push(b"}\n");
-        self.send_report(true, line.as_bytes());
+        // A legacy exec (no API version) reports only the final status.
+        if !self.cfg.exec || self.cfg.api_version {
+            let line = self.sync_line(false, pid as i64, b"");
+            self.send_report(true, line.as_bytes());
+        }
+        self.oom = Oom::watch(pid, &mut scratch().a);
+        release(addr_of_mut!(SCRATCH), core::mem::size_of::<Scratch>());
+        if let Some(o) = &self.oom {
+            if o.watch >= 0 {
+                let ev = if o.v2 { libc::EPOLLPRI } else { libc::EPOLLIN };
+                let _ = self.watch(K_OOM, 0, o.watch, ev);
+            }
+        }
         for (fd, kind) in [(self.out, K_STDOUT), (self.err, K_STDERR)] {
             let _ = sys::set_nonblock(fd);
             let _ = self.watch(kind, 0, fd, libc::EPOLLIN);
@@ -494,11 +616,34 @@ impl<'a> Shim<'a> {
         }
     }
 
+    /// `{"KEY": N}` or `{"KEY": N, "message": "TEXT"}`, one line, < 4 KiB.
+    fn sync_line(&self, final_exec: bool, n: i64, text: &[u8]) -> Buf<4000> {
+        let mut line: Buf<4000> = Buf::new();
+        line.push(b"{\"");
+        line.push(self.cfg.sync_key(final_exec || (self.cfg.exec && !self.cfg.api_version)));
+        line.push(b"\": ");
+        line.push_i64(n);
+        if !text.is_empty() {
+            // Escaped apart, so the closing always fits.
+            let mut esc: Buf<3900> = Buf::new();
+            json::escape_into(&mut esc, text);
+            line.push(b", \"message\": \"");
+            line.push(esc.as_bytes());
+            line.push(b"\"");
+        }
+        line.push(b"}\n");
+        line
+    }
+
     fn send_report(&mut self, ok: bool, text: &[u8]) {
-        match self.report.take() {
+        // An exec keeps the sync pipe for its final status.
+        let keep = ok && self.cfg.exec;
+        match if keep { self.report } else { self.report.take() } {
             Some(Report::Sync(fd)) => {
                 let _ = sys::write_all(fd, text);
-                sys::close(fd);
+                if !keep {
+                    sys::close(fd);
+                }
             }
             Some(Report::Launcher(fd)) => {
                 let _ = sys::write_all(fd, if ok { b"0" } else { b"1" });
@@ -520,14 +665,7 @@ impl<'a> Shim<'a> {
         let text = crate::buf::trim(text);
         match self.report {
             Some(Report::Sync(_)) => {
-                // Escaped text is bounded apart, so the closing always fits
-                // and the whole line stays under podman's 4 KiB read.
-                let mut esc: Buf<3900> = Buf::new();
-                json::escape_into(&mut esc, text);
-                let mut line: Buf<4000> = Buf::new();
-                line.push(b"{\"pid\": -1, \"message\": \"");
-                line.push(esc.as_bytes());
-                line.push(b"\"}\n");
+                let line = self.sync_line(false, -1, text);
                 self.send_report(false, line.as_bytes());
             }
             _ => self.send_report(false, text),
@@ -811,19 +949,88 @@ impl<'a> Shim<'a> {
         self.ctl_lines = lines;
     }
 
+    // ---- timeout and OOM -------------------------------------------
+
+    /// `--timeout` passed: kill the container's process group (or a runtime
+    /// still creating it). The end is recorded as conmon does: status -1,
+    /// `command timed out`.
+    fn on_timeout(&mut self) {
+        let mut v = 0u64;
+        unsafe { libc::read(self.timer, &mut v as *mut u64 as *mut _, 8) };
+        self.timed_out = true;
+        if self.container > 0 {
+            let pgid = unsafe { libc::getpgid(self.container) };
+            // A group of 1 would make kill(-1) hit everything we may signal.
+            let _ = if pgid > 1 { sys::kill(-pgid, libc::SIGKILL) } else { sys::kill(self.container, libc::SIGKILL) };
+        } else if self.runtime > 0 {
+            let _ = sys::kill(self.runtime, libc::SIGKILL);
+        }
+    }
+
+    fn on_oom(&mut self) {
+        if let Some(o) = &self.oom {
+            if o.killed() {
+                self.mark_oom();
+            }
+        }
+    }
+
+    fn mark_oom(&mut self) {
+        if self.oomed {
+            return;
+        }
+        self.oomed = true;
+        // Podman looks for BUNDLE/oom.
+        if self.bundle_fd >= 0 {
+            let fd = unsafe { libc::openat(self.bundle_fd, c"oom".as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+            sys::close(fd);
+        }
+    }
+
     // ---- the end -----------------------------------------------------
 
+    /// In conmon's order: output drained and synced, clients told, OOM
+    /// checked, inherited descriptors let go (podman's port reservations
+    /// must be free before it hears of the exit), then the exit records,
+    /// the final sync message, and the exit command.
     fn finish(&mut self, e: Ended) -> ! {
         self.drain();
-        let _ = self.log.sync();
+        if !self.cfg.no_sync_log {
+            let _ = self.log.sync();
+        }
         // Clients see the end of the stream only after the last record.
         for i in 0..attach::MAX_CLIENTS {
             sys::close(self.clients.take(i));
         }
-        self.write_status(b"exited", e, self.container);
         self.remove_sockets();
+        if let Some(o) = &self.oom {
+            if o.killed() {
+                self.mark_oom();
+            }
+        }
+        let sync = match self.report {
+            Some(Report::Sync(fd)) => fd,
+            _ => -1,
+        };
+        if sync >= 3 {
+            sys::close_from_except(3, sync);
+        } else {
+            sys::close_from(3, false);
+        }
+        let status = if self.timed_out { -1 } else { e.code };
+        self.write_status(b"exited", e, self.container);
+        self.write_exit_files(status);
+        if self.cfg.exec && sync >= 0 {
+            let text: &[u8] = if self.timed_out { b"command timed out" } else { b"" };
+            let line = self.sync_line(true, status as i64, text);
+            let _ = sys::write_all(sync, line.as_bytes());
+        }
         self.reap();
-        unsafe { libc::_exit(0) }
+        if let Some(cmd) = self.cfg.exit_command {
+            crate::exitcmd::run(cmd, &self.cfg.exit_args, self.cfg.exit_delay);
+        }
+        let code = if self.cfg.sync { status & 0xff } else { 0 };
+        unsafe { libc::_exit(code) }
     }
 
     fn remove_sockets(&mut self) {
@@ -833,25 +1040,53 @@ impl<'a> Shim<'a> {
         if let Some(p) = self.console_place.take() {
             sock::remove(&p);
         }
-        if let Some(path) = self.cfg.ctl {
-            if self.ctl >= 0 {
-                let _ = sys::unlink(path);
+        if let Some(p) = self.ctl_place.take() {
+            sock::remove(&p);
+            if self.cfg.bundle_sockets() {
+                sock::remove(&Place { dirfd: p.dirfd, name: c"winsz" });
+            }
+        }
+        if self.symlink {
+            self.symlink = false;
+            if let Some(link) = link_path(self.cfg, &mut scratch().a) {
+                let _ = sys::unlink(link);
             }
         }
     }
 
-    fn write_status(&mut self, kind: &[u8], e: Ended, pid: libc::pid_t) {
-        let stamp = timefmt::now();
+    fn write_exit_files(&mut self, status: i32) {
         let sc = scratch();
         let (a, b) = (&mut sc.a, &mut sc.b);
-        if let Some(path) = self.cfg.status_file {
-            let line = exit::status_line(kind, e, false, pid, &stamp);
-            let _ = sys::write_file_atomic(path, b, line.as_bytes(), 0o644);
+        if let (Some(dir), Some(id)) = (self.cfg.exit_dir, self.cfg.id) {
+            let _ = exit::write_exit_file(dir, id, status, a, b);
         }
-        if kind == b"exited" {
-            if let (Some(dir), Some(id)) = (self.cfg.exit_dir, self.cfg.id) {
-                let _ = exit::write_exit_file(dir, id, e.code, a, b);
-            }
+        if let Some(dir) = self.cfg.persist_dir {
+            let _ = exit::write_exit_file(dir, c"exit", status, a, b);
         }
     }
+
+    fn write_status(&mut self, kind: &[u8], e: Ended, pid: libc::pid_t) {
+        if let Some(path) = self.cfg.status_file {
+            let line = exit::status_line(kind, e, self.oomed, pid, &timefmt::now());
+            let _ = sys::write_file_atomic(path, &mut scratch().b, line.as_bytes(), 0o644);
+        }
+    }
+}
+
+/// SOCKET_DIR/UUID, one byte shorter when it would be exactly as long as
+/// sun_path allows (conmon's workaround, so the same names result).
+fn link_path<'b>(cfg: &Config, buf: &'b mut PathBuf) -> Option<&'b CStr> {
+    buf.clear();
+    let dir = cfg.socket_dir.unwrap_or(c"/var/run/crio");
+    if !(buf.push(dir.to_bytes()) && buf.push(b"/") && buf.push(cfg.cuuid?.to_bytes())) {
+        return None;
+    }
+    if buf.len() == 107 {
+        let keep = buf.as_bytes()[..106].len();
+        let mut t: Buf<108> = Buf::new();
+        t.push(&buf.as_bytes()[..keep]);
+        buf.clear();
+        buf.push(t.as_bytes());
+    }
+    buf.as_cstr()
 }

@@ -1,4 +1,8 @@
-//! Starting the OCI runtime: `RUNTIME [args] create --bundle B --pid-file P ID`.
+//! Starting the OCI runtime, with conmon's argument order:
+//! `RUNTIME [--systemd-cgroup] [args] create --bundle B --pid-file P
+//! [--no-pivot] [--no-new-keyring] [opts] [--console-socket S] ID`, or
+//! `RUNTIME [args] exec --pid-file P --process SPEC --detach [opts]
+//! [--console-socket S] ID`.
 //!
 //! The child gets the container's stdio, nothing else: every other
 //! descriptor is closed, the signal mask and SIGPIPE disposition the shim
@@ -8,7 +12,7 @@
 use core::ffi::{c_char, c_int, CStr};
 
 use crate::buf::{Buf, PathBuf};
-use crate::cli::{Config, MAX_RUNTIME_ARGS};
+use crate::cli::{Config, MAX_RUNTIME_ARGS, MAX_RUNTIME_OPTS};
 use crate::sys::{self, Errno};
 
 pub struct Create<'a> {
@@ -16,13 +20,17 @@ pub struct Create<'a> {
     pub runtime: &'a CStr,
     /// `--console-socket` for terminal mode.
     pub console: Option<&'a CStr>,
+    /// exec-attach: read one record from here (the manager's go-ahead)
+    /// before exec'ing the runtime. Waiting in the child keeps the shim's
+    /// loop serving the attach socket meanwhile.
+    pub gate: Option<c_int>,
     /// The container's stdin, stdout, stderr.
     pub stdio: [c_int; 3],
     /// Whether the shim lowered its own oom_score_adj (so the child resets it).
     pub reset_oom: bool,
 }
 
-const MAX_ARGV: usize = MAX_RUNTIME_ARGS + 10;
+const MAX_ARGV: usize = MAX_RUNTIME_ARGS + MAX_RUNTIME_OPTS + 16;
 
 /// Fork and exec the runtime; the parent gets its pid.
 pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
@@ -37,14 +45,22 @@ pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
     Ok(pid)
 }
 
-/// The pidfile path the runtime is told to write: `--pidfile`, else
-/// `BUNDLE/pidfile`, else `pidfile` in the working directory (which is the
-/// bundle then, and which the shim never leaves).
+/// The pidfile path the runtime is told to write: `--pidfile`; else on a
+/// conmon command line or for exec, `pidfile-ID` in the working directory
+/// (conmon's default); else `BUNDLE/pidfile`, or `pidfile` in the working
+/// directory when that is the bundle. The shim never changes directory,
+/// so relative paths mean the same to it and to the runtime.
 pub fn pidfile_path<'a>(cfg: &Config<'a>, buf: &'a mut PathBuf) -> Option<&'a CStr> {
     if let Some(p) = cfg.pidfile {
         return Some(p);
     }
     buf.clear();
+    if cfg.conmon || cfg.exec {
+        if !(buf.push(b"pidfile-") && buf.push(cfg.id.unwrap_or(c"").to_bytes())) {
+            return None;
+        }
+        return buf.as_cstr();
+    }
     if let Some(b) = cfg.bundle {
         if !(buf.push(b.to_bytes()) && buf.push(b"/")) {
             return None;
@@ -58,6 +74,10 @@ pub fn pidfile_path<'a>(cfg: &Config<'a>, buf: &'a mut PathBuf) -> Option<&'a CS
 
 /// In the forked child: only async-signal-safe calls, and it never returns.
 fn child(c: &Create, parent: libc::pid_t) -> ! {
+    if let Some(fd) = c.gate {
+        let mut b = [0u8; 64];
+        let _ = sys::read(fd, &mut b);
+    }
     let mut cwd = PathBuf::new();
     let mut pidbuf = PathBuf::new();
     let bundle: &CStr = match c.cfg.bundle {
@@ -78,15 +98,37 @@ fn child(c: &Create, parent: libc::pid_t) -> ! {
         argv[n] = s.as_ptr();
         n += 1;
     };
+    let cfg = c.cfg;
     add(c.runtime);
-    for a in c.cfg.runtime_args() {
+    if !cfg.exec && cfg.systemd_cgroup {
+        add(c"--systemd-cgroup");
+    }
+    for a in cfg.runtime_args.iter() {
         add(a);
     }
-    add(c"create");
-    add(c"--bundle");
-    add(bundle);
-    add(c"--pid-file");
-    add(pidfile);
+    if cfg.exec {
+        add(c"exec");
+        add(c"--pid-file");
+        add(pidfile);
+        add(c"--process");
+        add(cfg.exec_spec.unwrap_or(c""));
+        add(c"--detach");
+    } else {
+        add(c"create");
+        add(c"--bundle");
+        add(bundle);
+        add(c"--pid-file");
+        add(pidfile);
+        if cfg.no_pivot {
+            add(c"--no-pivot");
+        }
+        if cfg.no_new_keyring {
+            add(c"--no-new-keyring");
+        }
+    }
+    for a in cfg.runtime_opts.iter() {
+        add(a);
+    }
     if let Some(sock) = c.console {
         add(c"--console-socket");
         add(sock);

@@ -134,6 +134,14 @@ pub fn close_from(first: c_int, cloexec_only: bool) {
     }
 }
 
+/// Close every descriptor from `first` up, except `keep`.
+pub fn close_from_except(first: c_int, keep: c_int) {
+    if keep > first {
+        unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, (keep - 1) as libc::c_uint, 0) };
+    }
+    close_from(keep.max(first - 1) + 1, false);
+}
+
 /// Current wall-clock time.
 pub fn now() -> libc::timespec {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

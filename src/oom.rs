@@ -1,0 +1,147 @@
+//! OOM kills of the container: its memory cgroup is found from
+//! /proc/PID/cgroup and watched, so the manager can be told (BUNDLE/oom,
+//! `oom=1` in the status file) why the container died.
+//!
+//! - cgroup v1: an eventfd registered through `cgroup.event_control` for
+//!   `memory.oom_control`; an event is confirmed by the `oom_kill` counter
+//!   in `memory.oom_control` (an event also comes when the cgroup goes).
+//! - cgroup v2: `memory.events` is pollable (EPOLLPRI on change); its
+//!   `oom_kill` counter says whether a process was killed.
+//! The counter is read once more when the container has exited.
+
+use core::ffi::c_int;
+
+use crate::buf::{parse_u64, Buf, PathBuf};
+use crate::sys;
+
+pub struct Oom {
+    /// The file whose `oom_kill` line counts kills: memory.oom_control (v1)
+    /// or memory.events (v2).
+    pub counter: c_int,
+    /// What epoll watches: the eventfd (v1) or `counter` itself (v2).
+    pub watch: c_int,
+    pub v2: bool,
+    /// Kills counted when the watch began (a reused cgroup may have some).
+    base: u64,
+}
+
+/// The memory cgroup path in /proc/PID/cgroup content: the v1 `memory`
+/// controller line, else the v2 `0::` line. Returns (path, is_v2).
+pub fn cgroup_of(content: &[u8]) -> Option<(&[u8], bool)> {
+    let mut v2 = None;
+    for line in content.split(|&b| b == b'\n') {
+        let mut parts = line.splitn(3, |&b| b == b':');
+        let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if ctrls.split(|&b| b == b',').any(|c| c == b"memory") {
+            return Some((path, false));
+        }
+        if id == b"0" && ctrls.is_empty() {
+            v2 = Some((path, true));
+        }
+    }
+    v2
+}
+
+/// The `oom_kill N` counter in memory.oom_control or memory.events content.
+pub fn oom_kills(content: &[u8]) -> Option<u64> {
+    content.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"oom_kill ").and_then(|n| parse_u64(n, u64::MAX)))
+}
+
+fn read_counter(fd: c_int) -> u64 {
+    let mut b = [0u8; 512];
+    let n = unsafe { libc::pread(fd, b.as_mut_ptr() as *mut _, b.len(), 0) };
+    if n <= 0 {
+        return 0;
+    }
+    oom_kills(&b[..n as usize]).unwrap_or(0)
+}
+
+impl Oom {
+    /// Start watching the container `pid`'s memory cgroup. `path` is scratch.
+    pub fn watch(pid: libc::pid_t, path: &mut PathBuf) -> Option<Oom> {
+        let mut content = [0u8; 1024];
+        path.clear();
+        path.push(b"/proc/");
+        path.push_u64(pid as u64);
+        path.push(b"/cgroup");
+        let fd = sys::open(path.as_cstr()?, libc::O_RDONLY, 0).ok()?;
+        let n = sys::read(fd, &mut content).unwrap_or(0);
+        sys::close(fd);
+        let (cg, v2) = cgroup_of(&content[..n])?;
+        let mut dir: Buf<1200> = Buf::new();
+        let root: &[u8] = if v2 {
+            // A hybrid host mounts v2 at /sys/fs/cgroup/unified.
+            if unsafe { libc::access(c"/sys/fs/cgroup/unified".as_ptr(), libc::F_OK) } == 0 { b"/sys/fs/cgroup/unified" } else { b"/sys/fs/cgroup" }
+        } else {
+            b"/sys/fs/cgroup/memory"
+        };
+        if !(dir.push(root) && dir.push(cg)) {
+            return None;
+        }
+        let file = |name: &[u8], path: &mut PathBuf, flags: c_int| -> Option<c_int> {
+            path.clear();
+            if !(path.push(dir.as_bytes()) && path.push(b"/") && path.push(name)) {
+                return None;
+            }
+            sys::open(path.as_cstr()?, flags, 0).ok()
+        };
+        if v2 {
+            let counter = file(b"memory.events", path, libc::O_RDONLY)?;
+            return Some(Oom { counter, watch: counter, v2, base: read_counter(counter) });
+        }
+        let counter = file(b"memory.oom_control", path, libc::O_RDONLY)?;
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let ctl = file(b"cgroup.event_control", path, libc::O_WRONLY);
+        let ok = match ctl {
+            Some(ctl) if efd >= 0 => {
+                let mut line: Buf<32> = Buf::new();
+                line.push_u64(efd as u64);
+                line.push(b" ");
+                line.push_u64(counter as u64);
+                let r = sys::write_all(ctl, line.as_bytes());
+                sys::close(ctl);
+                r.is_ok()
+            }
+            _ => false,
+        };
+        if !ok {
+            sys::close(efd);
+            // The counter alone still answers at exit.
+            return Some(Oom { counter, watch: -1, v2, base: read_counter(counter) });
+        }
+        Some(Oom { counter, watch: efd, v2, base: read_counter(counter) })
+    }
+
+    /// After an event (or at exit): has a process been OOM-killed?
+    pub fn killed(&self) -> bool {
+        if !self.v2 && self.watch >= 0 {
+            let mut v = 0u64;
+            unsafe { libc::read(self.watch, &mut v as *mut u64 as *mut _, 8) };
+        }
+        read_counter(self.counter) > self.base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_memory_cgroup() {
+        let v1 = b"12:pids:/x\n11:memory:/ctr/abc\n10:cpu,cpuacct:/ctr/abc\n0::/\n";
+        assert_eq!(cgroup_of(v1), Some((&b"/ctr/abc"[..], false)));
+        let v2 = b"0::/machine.slice/libpod-abc.scope/container\n";
+        assert_eq!(cgroup_of(v2), Some((&b"/machine.slice/libpod-abc.scope/container"[..], true)));
+        assert_eq!(cgroup_of(b"garbage"), None);
+    }
+
+    #[test]
+    fn counts_kills() {
+        // Recorded from a v2 memory.events and a v1 memory.oom_control.
+        let events = b"low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(oom_kills(events), Some(1));
+        let control = b"oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(oom_kills(control), Some(3));
+        assert_eq!(oom_kills(b"oom 1\n"), None);
+    }
+}

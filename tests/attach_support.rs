@@ -1,0 +1,419 @@
+//! Helpers of the attach tests (tests/attach.rs): attach-socket clients,
+//! the ctl FIFO, ptys, and /proc figures of the shim.
+//!
+//! Everything that waits is bounded; nothing measures time.
+
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::common::*;
+
+/// Largest record the shim may send: one stream byte + 8192 data bytes.
+pub const MAX_RECORD: usize = 1 + 8192;
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn os_err() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+// ---------------------------------------------------------------------------
+// connecting
+
+/// A socket address that may be longer than `sun_path`: the directory is
+/// held open with O_PATH and the socket is reached through
+/// `/proc/self/fd/<dirfd>/<name>` (the trick shimlet uses itself).
+pub struct Target {
+    pub path: PathBuf,
+    dir: OwnedFd,
+    name: CString,
+}
+
+impl Target {
+    pub fn new(path: &Path) -> Target {
+        let parent = path.parent().expect("socket path has a directory");
+        let name = path.file_name().expect("socket path has a name");
+        let cdir = CString::new(parent.as_os_str().as_bytes()).unwrap();
+        // SAFETY: open(2) of a NUL-terminated path.
+        let d = unsafe { libc::open(cdir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        assert!(d >= 0, "open O_PATH {}: {}", parent.display(), os_err());
+        Target {
+            path: path.to_path_buf(),
+            // SAFETY: d was just opened and is owned here.
+            dir: unsafe { OwnedFd::from_raw_fd(d) },
+            name: CString::new(name.as_bytes()).unwrap(),
+        }
+    }
+
+    fn sockaddr(&self) -> (libc::sockaddr_un, libc::socklen_t) {
+        let short = format!("/proc/self/fd/{}/{}", self.dir.as_raw_fd(), self.name.to_str().unwrap());
+        // SAFETY: sockaddr_un is plain data.
+        let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        assert!(short.len() < a.sun_path.len(), "socket name too long even through /proc: {short}");
+        for (d, &c) in a.sun_path.iter_mut().zip(short.as_bytes()) {
+            *d = c as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sa_family_t>() + short.len() + 1;
+        (a, len as libc::socklen_t)
+    }
+
+    /// connect(2) a SOCK_SEQPACKET socket; Err(errno) when refused.
+    pub fn try_connect(&self) -> Result<OwnedFd, i32> {
+        let (a, len) = self.sockaddr();
+        // SAFETY: socket(2).
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", os_err());
+        // SAFETY: fd was just created and is owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        loop {
+            // SAFETY: a valid sockaddr_un of length len.
+            let r = unsafe { libc::connect(fd.as_raw_fd(), &a as *const _ as *const libc::sockaddr, len) };
+            if r == 0 {
+                return Ok(fd);
+            }
+            let e = errno();
+            if e != libc::EINTR {
+                return Err(e);
+            }
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        let fd = self
+            .try_connect()
+            .unwrap_or_else(|e| panic!("connect {}: {}", self.path.display(), std::io::Error::from_raw_os_error(e)));
+        Client::new(fd)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// a raw attach client
+
+/// What one receive produced.
+#[derive(Debug)]
+pub enum Recv {
+    Record(u8, Vec<u8>),
+    /// The shim closed the connection: recv returned 0 (None) or an error.
+    Closed(Option<i32>),
+    /// Nothing within the bound.
+    Nothing,
+}
+
+/// A client on the attach socket that keeps what it received.
+pub struct Client {
+    pub fd: OwnedFd,
+    /// Concatenated payloads of stream-2 records.
+    pub stdout: Vec<u8>,
+    /// Concatenated payloads of stream-3 records.
+    pub stderr: Vec<u8>,
+    pub records: usize,
+    /// Set once the shim closed the connection: None = orderly (recv 0),
+    /// Some(errno) = an error such as ECONNRESET.
+    pub closed: Option<Option<i32>>,
+}
+
+impl Client {
+    pub fn new(fd: OwnedFd) -> Client {
+        Client { fd, stdout: vec![], stderr: vec![], records: 0, closed: None }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Sends one message (raw input for the container).
+    pub fn send(&self, data: &[u8]) {
+        // SAFETY: sending from a valid buffer.
+        let r = unsafe { libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        assert_eq!(r, data.len() as isize, "send {:?}: {}", String::from_utf8_lossy(data), os_err());
+    }
+
+    /// shutdown(SHUT_WR): end of input from this client.
+    pub fn shutdown_wr(&self) {
+        // SAFETY: shutdown(2).
+        let r = unsafe { libc::shutdown(self.raw(), libc::SHUT_WR) };
+        assert_eq!(r, 0, "shutdown(SHUT_WR): {}", os_err());
+    }
+
+    /// Receives one record, waiting at most `limit`. Checks its shape: a
+    /// stream byte 2 or 3 and at most 8192 data bytes, never truncated.
+    pub fn recv(&mut self, limit: Duration) -> Recv {
+        if self.closed.is_some() {
+            return Recv::Closed(self.closed.unwrap());
+        }
+        let mut pfd = libc::pollfd { fd: self.raw(), events: libc::POLLIN, revents: 0 };
+        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            assert_eq!(errno(), libc::EINTR, "poll: {}", os_err());
+            return Recv::Nothing;
+        }
+        if r == 0 {
+            return Recv::Nothing;
+        }
+        let mut buf = vec![0u8; MAX_RECORD + 1];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        // SAFETY: msghdr is plain data.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        // SAFETY: recvmsg into the local buffer.
+        let n = unsafe { libc::recvmsg(self.raw(), &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EAGAIN || e == libc::EINTR {
+                return Recv::Nothing;
+            }
+            self.closed = Some(Some(e));
+            return Recv::Closed(Some(e));
+        }
+        if n == 0 {
+            self.closed = Some(None);
+            return Recv::Closed(None);
+        }
+        let n = n as usize;
+        assert!(msg.msg_flags & libc::MSG_TRUNC == 0, "a record longer than {MAX_RECORD} bytes was truncated");
+        assert!(n <= MAX_RECORD, "record of {n} bytes: more than 1 + 8192");
+        assert!(n >= 2, "record of {n} bytes: a stream byte without data");
+        let (stream, data) = (buf[0], buf[1..n].to_vec());
+        match stream {
+            2 => self.stdout.extend_from_slice(&data),
+            3 => self.stderr.extend_from_slice(&data),
+            s => panic!("record with stream byte {s}: want 2 (stdout) or 3 (stderr)"),
+        }
+        self.records += 1;
+        Recv::Record(stream, data)
+    }
+
+    /// Receives until the stdout payloads hold `needle`; panics with what
+    /// was received when it does not come within `limit`.
+    pub fn read_until(&mut self, needle: &[u8], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !contains(&self.stdout, needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "client: no {:?} on stream 2 within {}s; got {} records, stdout tail {:?}, stderr {:?}",
+                    String::from_utf8_lossy(needle),
+                    limit.as_secs(),
+                    self.records,
+                    tail_str(&self.stdout),
+                    tail_str(&self.stderr)
+                );
+            }
+            if let Recv::Closed(how) = self.recv(left.min(Duration::from_millis(200))) {
+                panic!(
+                    "client: connection closed ({how:?}) before {:?} arrived; stdout tail {:?}",
+                    String::from_utf8_lossy(needle),
+                    tail_str(&self.stdout)
+                );
+            }
+        }
+    }
+
+    /// Receives (keeping everything) until the shim closes the connection;
+    /// panics when that does not happen within `limit`.
+    pub fn wait_closed(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(how) = self.closed {
+                return how;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "client: the connection was not closed within {}s ({} records, stdout tail {:?})",
+                    limit.as_secs(),
+                    self.records,
+                    tail_str(&self.stdout)
+                );
+            }
+            self.recv(left.min(Duration::from_millis(200)));
+        }
+    }
+}
+
+pub fn tail_str(d: &[u8]) -> String {
+    String::from_utf8_lossy(&d[d.len().saturating_sub(300)..]).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// the ctl FIFO
+
+/// Writes `line` into the ctl FIFO (which must have a reader: the shim).
+pub fn ctl_write(path: &Path, line: &str) {
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
+    use std::io::Write;
+    (&f).write_all(line.as_bytes()).unwrap_or_else(|e| panic!("write ctl: {e}"));
+}
+
+/// Bytes waiting in a FIFO (FIONREAD through a descriptor of our own).
+pub fn fifo_pending(path: &Path) -> usize {
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD into an int.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(r, 0, "FIONREAD: {}", os_err());
+    n as usize
+}
+
+// ---------------------------------------------------------------------------
+// ptys
+
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+/// openpty(3): a fresh pty pair (both ends close-on-exec).
+pub fn open_pty() -> Pty {
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: openpty with out-pointers for the descriptors only.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", os_err());
+    for fd in [m, s] {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: both were just opened and are owned here.
+    unsafe { Pty { master: OwnedFd::from_raw_fd(m), slave: OwnedFd::from_raw_fd(s) } }
+}
+
+pub fn tcgetattr(fd: RawFd) -> libc::termios {
+    // SAFETY: termios is plain data; tcgetattr fills it.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::tcgetattr(fd, &mut t) };
+    assert_eq!(r, 0, "tcgetattr: {}", os_err());
+    t
+}
+
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ with a valid winsize.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0, "TIOCSWINSZ: {}", os_err());
+}
+
+pub fn get_winsize(fd: RawFd) -> (u16, u16) {
+    // SAFETY: winsize is plain data.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    assert_eq!(r, 0, "TIOCGWINSZ: {}", os_err());
+    (ws.ws_row, ws.ws_col)
+}
+
+/// The window size of the terminal a process has as fd 0, read through
+/// /proc (the container's pty slave, seen from the host).
+pub fn proc_tty_size(pid: i32) -> Option<(u16, u16)> {
+    let p = CString::new(format!("/proc/{pid}/fd/0")).unwrap();
+    // SAFETY: open(2) of a NUL-terminated path.
+    let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just opened and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: winsize is plain data.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+pub fn write_fd(fd: RawFd, data: &[u8]) {
+    let mut off = 0;
+    while off < data.len() {
+        // SAFETY: writing from a valid buffer.
+        let n = unsafe { libc::write(fd, data[off..].as_ptr().cast(), data.len() - off) };
+        if n < 0 {
+            assert_eq!(errno(), libc::EINTR, "write: {}", os_err());
+            continue;
+        }
+        off += n as usize;
+    }
+}
+
+/// Reads `fd` into `acc` until `acc` holds `needle` (bounded).
+pub fn read_fd_until(fd: RawFd, acc: &mut Vec<u8>, needle: &[u8], limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !contains(acc, needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            panic!(
+                "{what}: no {:?} within {}s; got tail {:?}",
+                String::from_utf8_lossy(needle),
+                limit.as_secs(),
+                tail_str(acc)
+            );
+        }
+        if !read_fd_some(fd, acc, left.min(Duration::from_millis(200))) {
+            panic!("{what}: end of file before {:?}; got tail {:?}", String::from_utf8_lossy(needle), tail_str(acc));
+        }
+    }
+}
+
+/// Reads what is there within `limit` into `acc`; false at end of file
+/// (or EIO, a pty master whose slave is gone).
+pub fn read_fd_some(fd: RawFd, acc: &mut Vec<u8>, limit: Duration) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, limit.as_millis() as i32) };
+    if r <= 0 {
+        return true;
+    }
+    let mut buf = [0u8; 4096];
+    // SAFETY: reading into a local buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = errno();
+        return e == libc::EAGAIN || e == libc::EINTR;
+    }
+    if n == 0 {
+        return false;
+    }
+    acc.extend_from_slice(&buf[..n as usize]);
+    true
+}
+
+// ---------------------------------------------------------------------------
+// /proc figures
+
+/// A `NNN kB` field of /proc/PID/status, in kB (None when the process is
+/// gone).
+pub fn status_kb(pid: i32, key: &str) -> Option<u64> {
+    let st = proc_status(pid)?;
+    let v = st.get(key)?;
+    v.trim_end_matches("kB").trim().parse().ok()
+}
+
+/// The number of open descriptors of a process.
+pub fn fd_count(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map(|rd| rd.count()).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// files
+
+pub fn file_mode(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+    (m.mode() & libc::S_IFMT, m.mode() & 0o7777)
+}

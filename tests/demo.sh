@@ -1,0 +1,88 @@
+#!/bin/sh
+# Demo of shimlet with a real runc container (run as root): `make run`, or
+#   sh tests/demo.sh run
+# Builds a busybox rootfs and a bundle in a temp dir, runs a container under
+# shimlet with --log and --status-file, starts it, waits for its exit and
+# shows the container's log and the status line. Cleans up after itself.
+set -eu
+
+cd "$(dirname "$0")/.."
+BIN=${SHIMLET_BIN:-target/x86_64-unknown-linux-musl/release/shimlet}
+
+die() { echo "demo: $*" >&2; exit 1; }
+
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is missing: apt-get install $2"; }
+
+run_demo() {
+	[ -x "$BIN" ] || die "$BIN does not exist: build it first: make build"
+	PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+	need runc runc
+	[ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
+	case "$BIN" in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
+
+	tmp=$(mktemp -d /tmp/shimlet-demo.XXXXXX)
+	id=shimlet-demo-$$
+	root=$tmp/runc
+	cleanup() {
+		runc --root "$root" delete -f "$id" >/dev/null 2>&1 || true
+		rm -rf "$tmp"
+	}
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	# A busybox root filesystem.
+	mkdir -p "$tmp/bundle/rootfs/bin" "$root"
+	cp /bin/busybox "$tmp/bundle/rootfs/bin/busybox"
+	for a in sh echo printf sleep; do ln -s busybox "$tmp/bundle/rootfs/bin/$a"; done
+	for d in proc sys dev tmp etc; do mkdir -p "$tmp/bundle/rootfs/$d"; done
+
+	# The bundle: runc's default spec, without a terminal, running a script
+	# that writes to both streams, ends stdout without a newline and exits 3.
+	script='echo hello from the container on stdout; echo and this on stderr >\&2;'
+	script="$script echo second stdout line; echo second stderr line >\&2;"
+	script="$script printf %s last-stdout-line-without-newline; exit 3"
+	(cd "$tmp/bundle" && runc spec)
+	sed -i \
+		-e 's/"terminal": true/"terminal": false/' \
+		-e "s|^\([[:space:]]*\)\"sh\"\$|\1\"sh\", \"-c\", \"$script\"|" \
+		"$tmp/bundle/config.json"
+	grep -q 'last-stdout-line-without-newline' "$tmp/bundle/config.json" ||
+		die "could not edit the bundle's config.json"
+
+	echo "== shimlet --id $id (bundle $tmp/bundle)"
+	"$BIN" --id "$id" --bundle "$tmp/bundle" --runtime-arg="--root=$root" \
+		--log "$tmp/container.log" --status-file "$tmp/status" \
+		--shim-pidfile "$tmp/shim.pid" ||
+		die "shimlet failed to create the container (exit $?)"
+	echo "created: container pid $(cat "$tmp/bundle/pidfile"), shim pid $(cat "$tmp/shim.pid")"
+
+	echo "== runc start $id"
+	runc --root "$root" start "$id"
+
+	i=0
+	while [ ! -e "$tmp/status" ]; do
+		i=$((i + 1))
+		[ $i -le 200 ] || die "no status file after 20 s"
+		sleep 0.1
+	done
+
+	echo
+	echo "== container log ($tmp/container.log, k8s-file format)"
+	cat "$tmp/container.log"
+	echo
+	echo "== status file ($tmp/status)"
+	cat "$tmp/status"
+	exit 0
+}
+
+case "${1:-}" in
+run) run_demo ;;
+shell)
+	echo "demo: shell: not yet implemented" >&2
+	exit 1
+	;;
+*)
+	echo "usage: sh tests/demo.sh run|shell" >&2
+	exit 2
+	;;
+esac

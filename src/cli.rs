@@ -456,8 +456,10 @@ pub fn parse<'a, I: Iterator<Item = &'a CStr> + Clone>(args: I) -> Result<Action
             }),
         };
         let v = value.unwrap_or(c"");
-        // Empty strings are never a useful path, id or number.
-        if opt.arg != Arg::No && v.is_empty() && opt.key != Key::Ignored {
+        // An empty id is never useful; other empty values are legitimate
+        // (podman passes empty exit-command arguments) or fail later with
+        // a clear error.
+        if opt.key == Key::Id && v.is_empty() {
             return Err(Usage::BadValue(name, b""));
         }
         match opt.key {
@@ -649,6 +651,7 @@ mod tests {
         assert_eq!(run(&["--id", "a", "stray"]).err(), Some(Usage::Unexpected(b"stray")));
         assert_eq!(run(&["--id", "a", "--help=1"]).err(), Some(Usage::NoValueAllowed(b"--help")));
         assert_eq!(run(&["--id", ""]).err(), Some(Usage::BadValue(b"--id", b"")));
+        assert_eq!(run(&["--id", "a", "--exit-command-arg", ""]).ok().map(|c| c.exit_args.len()), Some(1));
         assert_eq!(run(&["-x"]).err(), Some(Usage::Unknown(b"-x")));
         let mut many = vec!["--id", "a"];
         for _ in 0..=MAX_RUNTIME_ARGS {

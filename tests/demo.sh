@@ -75,12 +75,62 @@ run_demo() {
 	exit 0
 }
 
+# `make shell`: an interactive busybox shell on a pty under shimlet,
+# reached through `shimlet attach`. Detach with ctrl-p ctrl-q (the
+# container is then stopped and removed by this script), or type `exit`.
+shell_demo() {
+	[ -x "$BIN" ] || die "$BIN does not exist: build it first: make build"
+	PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+	need runc runc
+	[ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
+	[ -t 0 ] || die "make shell needs a terminal on stdin"
+	case "$BIN" in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
+
+	tmp=$(mktemp -d /tmp/shimlet-shell.XXXXXX)
+	id=shimlet-shell-$$
+	root=$tmp/runc
+	cleanup() {
+		runc --root "$root" kill "$id" KILL >/dev/null 2>&1 || true
+		i=0
+		while [ ! -e "$tmp/status" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+		runc --root "$root" delete -f "$id" >/dev/null 2>&1 || true
+		rm -rf "$tmp"
+	}
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	mkdir -p "$tmp/bundle/rootfs/bin" "$root"
+	cp /bin/busybox "$tmp/bundle/rootfs/bin/busybox"
+	for a in $(/bin/busybox --list); do
+		[ "$a" = busybox ] || ln -s busybox "$tmp/bundle/rootfs/bin/$a"
+	done
+	for d in proc sys dev tmp etc root; do mkdir -p "$tmp/bundle/rootfs/$d"; done
+	(cd "$tmp/bundle" && runc spec) # terminal: true, args: ["sh"]
+
+	"$BIN" --id "$id" --bundle "$tmp/bundle" --runtime-arg="--root=$root" \
+		--terminal --attach "$tmp/attach" --ctl "$tmp/ctl" \
+		--log "$tmp/container.log" --status-file "$tmp/status" ||
+		die "shimlet failed to create the container"
+	runc --root "$root" start "$id"
+	echo "shimlet: attached to $id; ctrl-p ctrl-q detaches, exit ends the shell"
+	"$BIN" attach --ctl "$tmp/ctl" "$tmp/attach" || true
+	echo
+	# The shim closes clients first, then writes the exit records.
+	i=0
+	while [ ! -e "$tmp/status" ] && [ $i -lt 10 ] && runc --root "$root" state "$id" 2>/dev/null | grep -q stopped; do
+		i=$((i + 1)); sleep 0.1
+	done
+	if [ -e "$tmp/status" ]; then
+		echo "== status: $(cat "$tmp/status")"
+	else
+		echo "== detached; the container was still running (stopping it now)"
+	fi
+	echo "== the session's log has $(wc -l <"$tmp/container.log") records"
+}
+
 case "${1:-}" in
 run) run_demo ;;
-shell)
-	echo "demo: shell: not yet implemented" >&2
-	exit 1
-	;;
+shell) shell_demo ;;
 *)
 	echo "usage: sh tests/demo.sh run|shell" >&2
 	exit 2

@@ -415,6 +415,7 @@ pub fn is_conmon<'a>(mut args: impl Iterator<Item = &'a CStr>) -> bool {
     args.any(|w| matches!(lookup(name_of(w.to_bytes())), Some((_, true))))
 }
 
+#[inline(never)]
 pub fn parse<'a, I: Iterator<Item = &'a CStr> + Clone>(args: I) -> Result<Action<'a>, Usage<'a>> {
     let mut c = Config::empty();
     // First pass: is this a conmon command line? It decides how errors and

@@ -159,6 +159,7 @@ fn send_size(ctl: c_int) {
 
 const USAGE: &[u8] = b"usage: shimlet attach [--detach-keys KEYS] [--ctl PATH] SOCKET\n";
 
+#[inline(never)]
 pub fn main<'a>(mut args: impl Iterator<Item = &'a CStr>) -> c_int {
     let mut keys_s: &[u8] = DEFAULT_DETACH;
     let mut ctl_path: Option<&CStr> = None;

@@ -10,6 +10,7 @@ use core::ffi::{c_char, CStr};
 use crate::cli::{Multi, MAX_EXIT_ARGS};
 use crate::sys;
 
+#[inline(never)]
 pub fn run(cmd: &CStr, args: &Multi<MAX_EXIT_ARGS>, delay: u32) {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0) };
     let pid = unsafe { libc::fork() };

@@ -3,6 +3,7 @@
 //! error the manager sees on stderr), forks the daemon and returns.
 
 use core::ffi::{c_char, c_int, CStr};
+use core::ptr::addr_of_mut;
 
 use crate::buf::Buf;
 use crate::cli::{self, Action};
@@ -46,19 +47,34 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             Err(_) => break,
         }
     }
-    let mut args = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
     if argc > 1 && CStr::from_ptr(*argv.add(1)).to_bytes() == b"attach" {
-        args.next();
+        let args = (2..argc as usize).map(|i| CStr::from_ptr(*argv.add(i)));
         return crate::client::main(args);
     }
+    match parse_args(argc, argv) {
+        Ok(cfg) => launch(cfg),
+        Err(code) => code,
+    }
+}
+
+/// The parsed command line lives here, not in a stack frame: the daemon
+/// keeps every frame between `main` and its loop for its whole life, so
+/// those frames are kept small.
+static mut CONFIG: core::mem::MaybeUninit<cli::Config<'static>> = core::mem::MaybeUninit::uninit();
+
+/// Parse argv into CONFIG; Err is the exit status after help, version or a
+/// usage error.
+#[inline(never)]
+unsafe fn parse_args(argc: c_int, argv: *const *const c_char) -> Result<&'static cli::Config<'static>, c_int> {
+    let args = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
     let conmon_style = cli::is_conmon(args.clone());
-    let cfg = match cli::parse(args) {
-        Ok(Action::Run(c)) => c,
+    match cli::parse(args) {
+        Ok(Action::Run(c)) => Ok((*addr_of_mut!(CONFIG)).write(c)),
         Ok(Action::Help) => {
             cli::write_help(&mut |b| {
                 let _ = sys::write_all(1, b);
             });
-            return EXIT_OK;
+            Err(EXIT_OK)
         }
         Ok(Action::Version) => {
             // The first line is what podman's probe parses; it must read
@@ -70,7 +86,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             m.push(VERSION.as_bytes());
             m.push(b" (conmon-compatible)\n");
             let _ = sys::write_all(1, m.as_bytes());
-            return EXIT_OK;
+            Err(EXIT_OK)
         }
         Err(u) => {
             let mut m: Buf<512> = Buf::new();
@@ -78,14 +94,14 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             if conmon_style {
                 // conmon's texts and status for a conmon command line.
                 err_line(&[m.as_bytes()]);
-                return EXIT_FAILED;
+                return Err(EXIT_FAILED);
             }
             err_line(&[m.as_bytes(), b" (see shimlet --help)"]);
-            return EXIT_USAGE;
+            Err(EXIT_USAGE)
         }
-    };
-    launch(&cfg)
+    }
 }
+
 
 fn clear_cloexec(fd: c_int) -> sys::Result<()> {
     let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
@@ -97,7 +113,7 @@ fn env_fd(name: &CStr) -> Option<&'static [u8]> {
     if p.is_null() { None } else { Some(unsafe { CStr::from_ptr(p) }.to_bytes()) }
 }
 
-fn launch(cfg: &cli::Config) -> c_int {
+fn launch(cfg: &'static cli::Config<'static>) -> c_int {
     // The sync fd: from the option, else from the environment (conmon's way).
     let mut sync = cfg.sync_fd;
     if sync.is_none() {

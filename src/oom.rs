@@ -58,6 +58,7 @@ fn read_counter(fd: c_int) -> u64 {
 
 impl Oom {
     /// Start watching the container `pid`'s memory cgroup. `path` is scratch.
+    #[inline(never)]
     pub fn watch(pid: libc::pid_t, path: &mut PathBuf) -> Option<Oom> {
         let mut content = [0u8; 1024];
         path.clear();

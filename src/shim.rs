@@ -98,8 +98,9 @@ fn release<T>(p: *mut T, len: usize) {
 }
 
 /// Give back the I/O buffers and the stack pages below the current frame
-/// (dead: nothing lives below the stack pointer). One page under the
-/// current one is kept for the calls made from here.
+/// (dead: nothing lives below the stack pointer). The page in use is kept,
+/// and the one under it too when less than 1 KiB of it is left for the
+/// calls made from here (madvise's own frame, the red zone).
 #[inline(never)]
 fn trim(keep_input: bool) {
     release(addr_of_mut!(IOBUF), IO_SIZE);
@@ -108,7 +109,10 @@ fn trim(keep_input: bool) {
     }
     let here = 0u8;
     let sp = core::hint::black_box(&here) as *const u8 as usize;
-    let keep = (sp & !4095) - 4096;
+    let mut keep = sp & !4095;
+    if sp - keep < 1024 {
+        keep -= 4096;
+    }
     let span = 60 * 1024;
     // Parts of the range below the stack mapping are skipped by the kernel.
     release((keep - span) as *mut u8, span);
@@ -241,6 +245,7 @@ fn cvt(r: c_int) -> sys::Result<c_int> {
 }
 
 impl<'a> Shim<'a> {
+    #[inline(never)]
     fn setup(&mut self, s: &Start<'a>) -> Step<()> {
         // Detach: own session, child subreaper (so the container, once the
         // runtime exits, is re-parented to us and reaped here).
@@ -378,6 +383,7 @@ impl<'a> Shim<'a> {
 
     /// SOCKET_DIR/UUID -> BUNDLE, so clients reach BUNDLE/attach by a path
     /// short enough for sun_path (conmon's scheme without --full-attach).
+    #[inline(never)]
     fn make_symlink(&mut self) -> sys::Result<()> {
         let sc = scratch();
         let r = link_path(self.cfg, &mut sc.a).ok_or(Errno(libc::ENAMETOOLONG)).and_then(|link| {
@@ -499,6 +505,7 @@ impl<'a> Shim<'a> {
         }
     }
 
+    #[inline(never)]
     fn runtime_exited(&mut self, e: Ended) {
         if self.timed_out {
             let mut msg: Buf<64> = Buf::new();
@@ -657,6 +664,7 @@ impl<'a> Shim<'a> {
     }
 
     /// Create failed: record, report, clean up, exit. Nothing is left running.
+    #[inline(never)]
     fn fail(&mut self, e: Ended, text: &[u8]) -> ! {
         // Record first: once the report is out, the manager may look.
         self.write_status(b"failed", e, 0);
@@ -868,6 +876,7 @@ impl<'a> Shim<'a> {
 
     // ---- terminal ----------------------------------------------------
 
+    #[inline(never)]
     fn on_console(&mut self) {
         if self.console < 0 {
             return;
@@ -926,6 +935,7 @@ impl<'a> Shim<'a> {
         }
     }
 
+    #[inline(never)]
     fn on_ctl(&mut self) {
         let mut chunk = [0u8; 128];
         let n = match sys::read(self.ctl, &mut chunk) {
@@ -993,6 +1003,7 @@ impl<'a> Shim<'a> {
     /// checked, inherited descriptors let go (podman's port reservations
     /// must be free before it hears of the exit), then the exit records,
     /// the final sync message, and the exit command.
+    #[inline(never)]
     fn finish(&mut self, e: Ended) -> ! {
         self.drain();
         if !self.cfg.no_sync_log {

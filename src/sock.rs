@@ -16,6 +16,7 @@ pub struct Place<'a> {
 }
 
 /// Split `path` at its last `/` and open the directory.
+#[inline(never)]
 pub fn place(path: &CStr) -> sys::Result<Place<'_>> {
     let b = path.to_bytes_with_nul();
     let slash = b.iter().rposition(|&c| c == b'/');
@@ -55,6 +56,7 @@ fn addr(p: &Place) -> sys::Result<(libc::sockaddr_un, libc::socklen_t)> {
 }
 
 /// A listening socket at `p`, replacing a stale one, with `mode`.
+#[inline(never)]
 pub fn listen(p: &Place, ty: c_int, backlog: c_int, mode: libc::mode_t) -> sys::Result<c_int> {
     let (a, len) = addr(p)?;
     unsafe { libc::unlinkat(p.dirfd, p.name.as_ptr(), 0) };
@@ -115,6 +117,7 @@ pub fn remove(p: &Place) {
 /// Receive one descriptor passed with SCM_RIGHTS (the runtime sends the
 /// pty master this way). Ok(None) when nothing has arrived yet; extra
 /// descriptors are closed.
+#[inline(never)]
 pub fn recv_fd(conn: c_int) -> sys::Result<Option<c_int>> {
     let mut data = [0u8; 256];
     let mut iov = libc::iovec { iov_base: data.as_mut_ptr() as *mut _, iov_len: data.len() };

@@ -33,6 +33,7 @@ pub struct Create<'a> {
 const MAX_ARGV: usize = MAX_RUNTIME_ARGS + MAX_RUNTIME_OPTS + 16;
 
 /// Fork and exec the runtime; the parent gets its pid.
+#[inline(never)]
 pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
     let parent = sys::getpid();
     let pid = unsafe { libc::fork() };
@@ -73,6 +74,7 @@ pub fn pidfile_path<'a>(cfg: &Config<'a>, buf: &'a mut PathBuf) -> Option<&'a CS
 }
 
 /// In the forked child: only async-signal-safe calls, and it never returns.
+#[inline(never)]
 fn child(c: &Create, parent: libc::pid_t) -> ! {
     if let Some(fd) = c.gate {
         let mut b = [0u8; 64];

@@ -31,8 +31,9 @@ impl Ended {
 
 pub type Line = Buf<160>;
 
-/// `KIND code=C signal=S oom=O pid=P at=STAMP\n`; KIND is `exited` or `failed`.
-pub fn status_line(kind: &[u8], e: Ended, oom: bool, pid: i32, stamp: &timefmt::Stamp) -> Line {
+/// `KIND code=C signal=S oom=O pid=P at=STAMP lost=B\n`; KIND is `exited`
+/// or `failed`; `lost` counts output bytes that could not be logged.
+pub fn status_line(kind: &[u8], e: Ended, oom: bool, pid: i32, stamp: &timefmt::Stamp, lost: u64) -> Line {
     let mut l = Line::new();
     l.push(kind);
     l.push(b" code=");
@@ -45,6 +46,8 @@ pub fn status_line(kind: &[u8], e: Ended, oom: bool, pid: i32, stamp: &timefmt::
     l.push_i64(pid as i64);
     l.push(b" at=");
     l.push(stamp);
+    l.push(b" lost=");
+    l.push_u64(lost);
     l.push(b"\n");
     l
 }
@@ -77,7 +80,7 @@ mod tests {
     #[test]
     fn line_is_fixed_order() {
         let st = timefmt::format(0, 0);
-        let l = status_line(b"exited", Ended { code: 137, signal: 9 }, false, 4242, &st);
-        assert_eq!(l.as_bytes(), b"exited code=137 signal=9 oom=0 pid=4242 at=1970-01-01T00:00:00.000000000+00:00\n");
+        let l = status_line(b"exited", Ended { code: 137, signal: 9 }, false, 4242, &st, 0);
+        assert_eq!(l.as_bytes(), b"exited code=137 signal=9 oom=0 pid=4242 at=1970-01-01T00:00:00.000000000+00:00 lost=0\n");
     }
 }

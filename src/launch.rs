@@ -179,7 +179,36 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
         }
     }
 
-    // Open what can fail before detaching.
+    // Check and open what can fail before detaching: the manager sees
+    // these errors on stderr, and nothing is left running.
+    if let Err(e) = crate::diag::open(cfg.diag, cfg.syslog, cfg.id) {
+        err_line(&[b"cannot open --diag ", cfg.diag.unwrap_or(c"").to_bytes(), b": ", e.text()]);
+        return EXIT_FAILED;
+    }
+    // Records written at exit: their paths must be buildable (".tmp" is
+    // added for the atomic rename) and their directories must exist.
+    let room = libc::PATH_MAX as usize - 8;
+    let too_long = |p: Option<&CStr>, extra: usize| p.is_some_and(|p| p.to_bytes().len() + extra > room);
+    let id_len = cfg.id.map_or(0, |i| i.to_bytes().len()) + 1;
+    for (what, p, extra) in [
+        (&b"--status-file"[..], cfg.status_file, 0),
+        (b"--exit-dir", cfg.exit_dir, id_len),
+        (b"--persist-dir", cfg.persist_dir, 5),
+        (b"--log", cfg.log, 2),
+    ] {
+        if too_long(p, extra) {
+            err_line(&[what, b" path is too long"]);
+            return EXIT_FAILED;
+        }
+    }
+    for (what, dir) in [(&b"--exit-dir"[..], cfg.exit_dir), (b"--persist-dir", cfg.persist_dir)] {
+        if let Some(d) = dir {
+            if unsafe { libc::access(d.as_ptr(), libc::F_OK) } < 0 {
+                err_line(&[what, b" ", d.to_bytes(), b": ", Errno::last().text()]);
+                return EXIT_FAILED;
+            }
+        }
+    }
     let log = match cfg.log {
         Some(path) => match LogFile::open(path) {
             Ok(mut l) => {

@@ -14,6 +14,9 @@
 //! - `attach`   attach clients: output records out, input in
 //! - `tty`      the pty: console socket, ONLCR, window size
 //! - `ctl`      the control FIFO and its line protocol
+//! - `diag`     shimlet's own diagnostics (--diag FILE, --syslog)
+//! - `oom`      OOM kills of the container's cgroup
+//! - `exitcmd`  the exit command
 //! - `sock`     unix sockets by path of any length, fd passing
 //! - `json`, `timefmt`, `buf`, `sys`: formatting and syscall plumbing
 #![cfg_attr(not(test), no_std)]
@@ -23,6 +26,7 @@ pub mod buf;
 pub mod cli;
 pub mod client;
 pub mod ctl;
+pub mod diag;
 pub mod exit;
 pub mod exitcmd;
 pub mod json;

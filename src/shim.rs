@@ -20,6 +20,7 @@ use crate::attach::{self, Clients, Pending};
 use crate::buf::{parse_u64, Buf, PathBuf};
 use crate::cli::Config;
 use crate::ctl;
+use crate::diag;
 use crate::exit::{self, Ended};
 use crate::json;
 use crate::logfile::{LogFile, Stream};
@@ -152,6 +153,8 @@ pub struct Shim<'a> {
     oom: Option<Oom>,
     oomed: bool,
     gate: Option<c_int>,
+    /// The log is failing (disk full...): said once, and once when it recovers.
+    log_failing: bool,
     clients: Clients,
     ctl: c_int,
     ctl_w: c_int,
@@ -210,6 +213,7 @@ pub fn run(mut s: Start) -> ! {
         oom: None,
         oomed: false,
         gate: s.gate,
+        log_failing: false,
         clients: Clients::new(),
         ctl: -1,
         ctl_w: -1,
@@ -478,6 +482,9 @@ impl<'a> Shim<'a> {
                 let _ = sys::kill(self.container, sig);
             } else if (1..64).contains(&sig) {
                 self.held |= 1 << sig;
+                if matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
+                    self.arm_grace();
+                }
             }
         }
     }
@@ -508,10 +515,14 @@ impl<'a> Shim<'a> {
     #[inline(never)]
     fn runtime_exited(&mut self, e: Ended) {
         if self.timed_out {
-            let mut msg: Buf<64> = Buf::new();
-            msg.push(b"the runtime did not finish within ");
-            msg.push_u64(self.cfg.timeout as u64);
-            msg.push(b" s and was killed");
+            let mut msg: Buf<96> = Buf::new();
+            if self.held != 0 && self.cfg.timeout == 0 {
+                msg.push(b"the runtime was still creating when the shim was told to stop; it was killed");
+            } else {
+                msg.push(b"the runtime did not finish within ");
+                msg.push_u64(self.cfg.timeout as u64);
+                msg.push(b" s and was killed");
+            }
             self.fail(e, msg.as_bytes());
         }
         // For exec, the runtime's status is not the verdict: a missing
@@ -666,6 +677,9 @@ impl<'a> Shim<'a> {
     /// Create failed: record, report, clean up, exit. Nothing is left running.
     #[inline(never)]
     fn fail(&mut self, e: Ended, text: &[u8]) -> ! {
+        // Whatever the runtime left (a container process stuck before its
+        // start, a runtime child) goes with us, not on as an orphan.
+        kill_children();
         // Record first: once the report is out, the manager may look.
         self.write_status(b"failed", e, 0);
         self.reap();
@@ -695,7 +709,18 @@ impl<'a> Shim<'a> {
 
     /// The log first (it is the record), then every client.
     fn emit(&mut self, stream: Stream, data: &[u8]) {
+        let lost = self.log.lost;
         self.log.write(stream, data, &timefmt::now());
+        if self.log.lost != lost && !self.log_failing {
+            self.log_failing = true;
+            let e = self.log.last_error.unwrap_or(Errno(libc::EIO));
+            diag::warn_errno(b"cannot write the log, container output is being dropped (counted in the exit record)", e);
+        } else if self.log.lost == lost && self.log_failing {
+            self.log_failing = false;
+            let mut n: Buf<24> = Buf::new();
+            n.push_u64(self.log.lost);
+            diag::warn(&[b"the log is writable again; bytes lost so far: ", n.as_bytes()]);
+        }
         let code = if stream == Stream::Stdout { attach::STREAM_STDOUT } else { attach::STREAM_STDERR };
         let live = self.clients.live();
         let mut dead: u64 = 0;
@@ -707,6 +732,7 @@ impl<'a> Shim<'a> {
         for i in 0..attach::MAX_CLIENTS {
             if dead & (1 << i) != 0 {
                 self.clients.dropped += 1;
+                diag::warn(&[b"an attach client could not keep up and was disconnected"]);
                 self.drop_client(i);
             }
         }
@@ -952,14 +978,45 @@ impl<'a> Shim<'a> {
                 }
             }
             Ok(ctl::Cmd::Reopen) => {
-                let _ = self.log.reopen();
+                if let Err(e) = self.log.reopen() {
+                    diag::warn_errno(b"cannot reopen the log", e);
+                }
             }
-            Err(_) => {}
+            Err(bad) => diag::warn(&[b"ignored a malformed control line: ", match bad {
+                ctl::Bad::Format => b"not `TYPE HEIGHT WIDTH`",
+                ctl::Bad::Type => b"unknown type",
+                ctl::Bad::Size => b"size out of 0..1000",
+                ctl::Bad::TooLong => b"too long",
+            }]),
         });
         self.ctl_lines = lines;
     }
 
     // ---- timeout and OOM -------------------------------------------
+
+    /// A terminating signal came while the runtime was still creating: it
+    /// is held for the container, but a runtime that hangs must not keep
+    /// the shim alive for ever. After this grace the runtime is killed and
+    /// the create reported as failed.
+    fn arm_grace(&mut self) {
+        const GRACE_S: i64 = 5;
+        if self.timer < 0 {
+            self.timer = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) };
+            if self.timer < 0 || self.watch(K_TIMER, 0, self.timer, libc::EPOLLIN).is_err() {
+                return;
+            }
+        } else {
+            let mut cur: libc::itimerspec = unsafe { core::mem::zeroed() };
+            unsafe { libc::timerfd_gettime(self.timer, &mut cur) };
+            let armed = cur.it_value.tv_sec != 0 || cur.it_value.tv_nsec != 0;
+            if armed && (cur.it_value.tv_sec as i64) < GRACE_S {
+                return; // an earlier deadline stands
+            }
+        }
+        let mut t: libc::itimerspec = unsafe { core::mem::zeroed() };
+        t.it_value.tv_sec = GRACE_S as _;
+        unsafe { libc::timerfd_settime(self.timer, 0, &t, core::ptr::null_mut()) };
+    }
 
     /// `--timeout` passed: kill the container's process group (or a runtime
     /// still creating it). The end is recorded as conmon does: status -1,
@@ -1023,11 +1080,8 @@ impl<'a> Shim<'a> {
             Some(Report::Sync(fd)) => fd,
             _ => -1,
         };
-        if sync >= 3 {
-            sys::close_from_except(3, sync);
-        } else {
-            sys::close_from(3, false);
-        }
+        let [d1, d2] = diag::fds();
+        sys::close_from_except(3, &[sync, d1, d2]);
         let status = if self.timed_out { -1 } else { e.code };
         self.write_status(b"exited", e, self.container);
         self.write_exit_files(status);
@@ -1069,17 +1123,23 @@ impl<'a> Shim<'a> {
         let sc = scratch();
         let (a, b) = (&mut sc.a, &mut sc.b);
         if let (Some(dir), Some(id)) = (self.cfg.exit_dir, self.cfg.id) {
-            let _ = exit::write_exit_file(dir, id, status, a, b);
+            if let Err(e) = exit::write_exit_file(dir, id, status, a, b) {
+                diag::warn_errno(b"cannot write the exit file in --exit-dir", e);
+            }
         }
         if let Some(dir) = self.cfg.persist_dir {
-            let _ = exit::write_exit_file(dir, c"exit", status, a, b);
+            if let Err(e) = exit::write_exit_file(dir, c"exit", status, a, b) {
+                diag::warn_errno(b"cannot write the exit file in --persist-dir", e);
+            }
         }
     }
 
     fn write_status(&mut self, kind: &[u8], e: Ended, pid: libc::pid_t) {
         if let Some(path) = self.cfg.status_file {
-            let line = exit::status_line(kind, e, self.oomed, pid, &timefmt::now());
-            let _ = sys::write_file_atomic(path, &mut scratch().b, line.as_bytes(), 0o644);
+            let line = exit::status_line(kind, e, self.oomed, pid, &timefmt::now(), self.log.lost);
+            if let Err(e) = sys::write_file_atomic(path, &mut scratch().b, line.as_bytes(), 0o644) {
+                diag::warn_errno(b"cannot write the status file", e);
+            }
         }
     }
 }
@@ -1100,4 +1160,38 @@ fn link_path<'b>(cfg: &Config, buf: &'b mut PathBuf) -> Option<&'b CStr> {
         buf.push(t.as_bytes());
     }
     buf.as_cstr()
+}
+
+/// SIGKILL every remaining child of ours (from /proc/self/task/PID/children,
+/// so no process table walk), then reap them: a failed create leaves none.
+fn kill_children() {
+    let mut path: Buf<48> = Buf::new();
+    path.push(b"/proc/self/task/");
+    path.push_u64(sys::getpid() as u64);
+    path.push(b"/children");
+    let Some(p) = path.as_cstr() else { return };
+    for _round in 0..3 {
+        let Ok(fd) = sys::open(p, libc::O_RDONLY, 0) else { return };
+        let mut b = [0u8; 512];
+        let n = sys::read(fd, &mut b).unwrap_or(0);
+        sys::close(fd);
+        let mut any = false;
+        for w in b[..n].split(|c| *c == b' ' || *c == b'\n') {
+            if let Some(pid) = parse_u64(w, i32::MAX as u64) {
+                let _ = sys::kill(pid as libc::pid_t, libc::SIGKILL);
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+        // Wait for them to die, then look again: killing one may
+        // re-parent its own children to us.
+        for _ in 0..100 {
+            let mut si: libc::siginfo_t = unsafe { core::mem::zeroed() };
+            if unsafe { libc::waitid(libc::P_ALL, 0, &mut si, libc::WEXITED) } < 0 {
+                break;
+            }
+        }
+    }
 }

@@ -134,12 +134,25 @@ pub fn close_from(first: c_int, cloexec_only: bool) {
     }
 }
 
-/// Close every descriptor from `first` up, except `keep`.
-pub fn close_from_except(first: c_int, keep: c_int) {
-    if keep > first {
-        unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, (keep - 1) as libc::c_uint, 0) };
+/// Close every descriptor from `first` up, except those in `keep`
+/// (negative entries are ignored).
+pub fn close_from_except(first: c_int, keep: &[c_int]) {
+    let mut from = first;
+    loop {
+        // The lowest kept descriptor at or above `from`.
+        match keep.iter().copied().filter(|&k| k >= from).min() {
+            Some(k) => {
+                if k > from {
+                    unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, (k - 1) as libc::c_uint, 0) };
+                }
+                from = k + 1;
+            }
+            None => {
+                close_from(from, false);
+                return;
+            }
+        }
     }
-    close_from(keep.max(first - 1) + 1, false);
 }
 
 /// Current wall-clock time.

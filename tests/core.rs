@@ -137,7 +137,7 @@ fn harness_parsers() {
         assert!(Log::parse(bad.as_bytes()).is_err(), "accepted {bad:?}");
     }
     let st =
-        StatusLine::parse(format!("exited code=137 signal=9 oom=0 pid=42 at={ts}\n").as_bytes())
+        StatusLine::parse(format!("exited code=137 signal=9 oom=0 pid=42 at={ts} lost=0\n").as_bytes())
             .unwrap();
     assert_eq!(
         (st.num("code"), st.num("signal"), st.num("pid")),
@@ -145,7 +145,8 @@ fn harness_parsers() {
     );
     assert!(StatusLine::parse(b"failed code=1\n").is_ok());
     for bad in [
-        format!("exited code=137 signal=9 oom=0 pid=42 at={ts}"),
+        format!("exited code=137 signal=9 oom=0 pid=42 at={ts} lost=0"),
+        format!("exited code=137 signal=9 oom=0 pid=42 at={ts}\n"), // no lost=
         format!("exited code=3 signal=9 oom=0 pid=42 at={ts}\n"),
         format!("exited code=3 oom=0 pid=42 at={ts}\n"),
         format!("done code=3 signal=0 oom=0 pid=42 at={ts}\n"),

@@ -1363,9 +1363,9 @@ impl StatusLine {
             fields,
         };
         if st.kind == "exited" {
-            if order != ["code", "signal", "oom", "pid", "at"] {
+            if order != ["code", "signal", "oom", "pid", "at", "lost"] {
                 return Err(format!(
-                    "want `exited code= signal= oom= pid= at=`, got {line:?}"
+                    "want `exited code= signal= oom= pid= at= lost=`, got {line:?}"
                 ));
             }
             let code = st.num("code");

@@ -246,7 +246,18 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 
-    let start = |report| shim::Start { cfg, runtime, report, log, gate, attach_pipe };
+    let journal = if cfg.journald {
+        match crate::journal::Journal::open(cfg.id.unwrap_or(c""), cfg.name, cfg.log_tag) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                err_line(&[b"journald log driver: cannot connect to ", crate::journal::socket_path().to_bytes(), b": ", e.text()]);
+                return EXIT_FAILED;
+            }
+        }
+    } else {
+        None
+    };
+    let start = |report| shim::Start { cfg, runtime, report, log, journal, gate, attach_pipe };
     if cfg.sync {
         // Not detached: the caller waits for this very process.
         if let Some(fd) = shim_pidfile {

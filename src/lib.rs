@@ -17,6 +17,7 @@
 //! - `diag`     shimlet's own diagnostics (--diag FILE, --syslog)
 //! - `oom`      OOM kills of the container's cgroup
 //! - `exitcmd`  the exit command
+//! - `journal`  the journald log driver
 //! - `sock`     unix sockets by path of any length, fd passing
 //! - `json`, `timefmt`, `buf`, `sys`: formatting and syscall plumbing
 #![cfg_attr(not(test), no_std)]
@@ -29,6 +30,7 @@ pub mod ctl;
 pub mod diag;
 pub mod exit;
 pub mod exitcmd;
+pub mod journal;
 pub mod json;
 pub mod launch;
 pub mod logfile;

@@ -22,6 +22,7 @@ use crate::cli::Config;
 use crate::ctl;
 use crate::diag;
 use crate::exit::{self, Ended};
+use crate::journal::Journal;
 use crate::json;
 use crate::logfile::{LogFile, Stream};
 use crate::oom::Oom;
@@ -166,6 +167,7 @@ pub struct Shim<'a> {
     held: u64,
     report: Option<Report>,
     log: LogFile<'a>,
+    journal: Option<Journal>,
     /// Exits reaped before the container pid was known.
     early: [(libc::pid_t, Ended); 8],
     n_early: usize,
@@ -178,6 +180,8 @@ pub struct Start<'a> {
     pub report: Option<Report>,
     /// Opened by the launcher, so a bad path is an error before detaching.
     pub log: LogFile<'a>,
+    /// The journald driver, connected by the launcher.
+    pub journal: Option<Journal>,
     /// exec-attach: the start pipe, for the runtime child to wait on.
     pub gate: Option<c_int>,
     /// exec-attach: where to say the attach socket is ready.
@@ -224,6 +228,7 @@ pub fn run(mut s: Start) -> ! {
         held: 0,
         report: s.report,
         log,
+        journal: s.journal.take(),
         early: [(0, Ended { code: 0, signal: 0 }); 8],
         n_early: 0,
     };
@@ -711,6 +716,9 @@ impl<'a> Shim<'a> {
     fn emit(&mut self, stream: Stream, data: &[u8]) {
         let lost = self.log.lost;
         self.log.write(stream, data, &timefmt::now());
+        if let Some(j) = &mut self.journal {
+            j.write(stream, data);
+        }
         if self.log.lost != lost && !self.log_failing {
             self.log_failing = true;
             let e = self.log.last_error.unwrap_or(Errno(libc::EIO));
@@ -1136,7 +1144,8 @@ impl<'a> Shim<'a> {
 
     fn write_status(&mut self, kind: &[u8], e: Ended, pid: libc::pid_t) {
         if let Some(path) = self.cfg.status_file {
-            let line = exit::status_line(kind, e, self.oomed, pid, &timefmt::now(), self.log.lost);
+            let lost = self.log.lost + self.journal.as_ref().map_or(0, |j| j.lost);
+            let line = exit::status_line(kind, e, self.oomed, pid, &timefmt::now(), lost);
             if let Err(e) = sys::write_file_atomic(path, &mut scratch().b, line.as_bytes(), 0o644) {
                 diag::warn_errno(b"cannot write the status file", e);
             }

@@ -129,18 +129,11 @@ pub fn make_fifo_only(p: &Place) -> sys::Result<()> {
 /// closes.
 pub fn make_fifo(p: &Place) -> sys::Result<(c_int, c_int)> {
     make_fifo_only(p)?;
-    let open = |flags: c_int| {
-        let fd = unsafe { libc::openat(p.dirfd, p.name.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC) };
-        if fd < 0 { Err(sys::Errno::last()) } else { Ok(fd) }
-    };
+    let open = |flags: c_int| sys::cvt(unsafe { libc::openat(p.dirfd, p.name.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC) });
     let r = open(libc::O_RDONLY)?;
-    match open(libc::O_WRONLY) {
-        Ok(w) => Ok((r, w)),
-        Err(e) => {
-            sys::close(r);
-            Err(e)
-        }
-    }
+    let w = open(libc::O_WRONLY);
+    let w_fd = *w.as_ref().unwrap_or(&-1);
+    sys::keep_or_close(r, w).map(|r| (r, w_fd))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::logfile::{LogFile, Stream};
 use crate::oom::Oom;
 use crate::sock::{self, Place};
 use crate::spawn;
-use crate::sys::{self, Errno};
+use crate::sys::{self, cvt, Errno};
 use crate::timefmt;
 use crate::tty;
 
@@ -249,9 +249,6 @@ fn ctx<T>(r: sys::Result<T>, what: &'static [u8]) -> Step<T> {
     r.map_err(|e| (what, e))
 }
 
-fn cvt(r: c_int) -> sys::Result<c_int> {
-    if r < 0 { Err(Errno::last()) } else { Ok(r) }
-}
 
 impl<'a> Shim<'a> {
     #[inline(never)]

@@ -69,42 +69,18 @@ pub fn listen(p: &Place, ty: c_int, backlog: c_int, mode: libc::mode_t) -> sys::
     let old = unsafe { libc::umask(0o077) };
     let r = unsafe { libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) };
     unsafe { libc::umask(old) };
-    let r = if r < 0 { Err(Errno::last()) } else { Ok(()) }
-        .and_then(|_| {
-            let r = unsafe { libc::fchmodat(p.dirfd, p.name.as_ptr(), mode, 0) };
-            if r < 0 { Err(Errno::last()) } else { Ok(()) }
-        })
-        .and_then(|_| {
-            let r = unsafe { libc::listen(fd, backlog) };
-            if r < 0 { Err(Errno::last()) } else { Ok(()) }
-        });
-    match r {
-        Ok(()) => Ok(fd),
-        Err(e) => {
-            sys::close(fd);
-            Err(e)
-        }
-    }
+    let r = sys::cvt(r)
+        .and_then(|_| sys::cvt(unsafe { libc::fchmodat(p.dirfd, p.name.as_ptr(), mode, 0) }))
+        .and_then(|_| sys::cvt(unsafe { libc::listen(fd, backlog) }));
+    sys::keep_or_close(fd, r)
 }
 
 pub fn connect(path: &CStr, ty: c_int) -> sys::Result<c_int> {
     let p = place(path)?;
     let r = addr(&p).and_then(|(a, len)| {
-        let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        let r = sys::retry(|| {
-            let r = unsafe { libc::connect(fd, &a as *const _ as *const libc::sockaddr, len) };
-            if r < 0 { Err(Errno::last()) } else { Ok(()) }
-        });
-        match r {
-            Ok(()) => Ok(fd),
-            Err(e) => {
-                sys::close(fd);
-                Err(e)
-            }
-        }
+        let fd = sys::cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+        let r = sys::retry(|| sys::cvt(unsafe { libc::connect(fd, &a as *const _ as *const libc::sockaddr, len) }));
+        sys::keep_or_close(fd, r)
     });
     sys::close(p.dirfd);
     r

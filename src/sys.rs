@@ -25,9 +25,21 @@ impl Errno {
     }
 }
 
+/// A C return value as a Result (negative: errno).
 #[inline]
-fn cvt(r: c_int) -> Result<c_int> {
+pub fn cvt(r: c_int) -> Result<c_int> {
     if r < 0 { Err(Errno::last()) } else { Ok(r) }
+}
+
+/// `fd` when `r` is Ok; otherwise close `fd` and pass the error on.
+pub fn keep_or_close<T>(fd: c_int, r: Result<T>) -> Result<c_int> {
+    match r {
+        Ok(_) => Ok(fd),
+        Err(e) => {
+            close(fd);
+            Err(e)
+        }
+    }
 }
 
 #[inline]

@@ -43,6 +43,9 @@ pub struct Clients {
     fds: [c_int; MAX_CLIENTS],
     /// Bit i: client i has sent end-of-file (it still gets output).
     eof: u64,
+    /// Bit i: client i's peer has left; its queued input is still to be
+    /// read (it may hold the last of the container's stdin), then it goes.
+    gone: u64,
     /// Clients cut off for not keeping up.
     pub dropped: u64,
     pub refused: u64,
@@ -50,13 +53,14 @@ pub struct Clients {
 
 impl Clients {
     pub const fn new() -> Self {
-        Clients { fds: [-1; MAX_CLIENTS], eof: 0, dropped: 0, refused: 0 }
+        Clients { fds: [-1; MAX_CLIENTS], eof: 0, gone: 0, dropped: 0, refused: 0 }
     }
 
     pub fn add(&mut self, fd: c_int) -> Option<usize> {
         let i = self.fds.iter().position(|&f| f < 0)?;
         self.fds[i] = fd;
         self.eof &= !(1 << i);
+        self.gone &= !(1 << i);
         Some(i)
     }
 
@@ -74,6 +78,19 @@ impl Clients {
 
     pub fn is_eof(&self, i: usize) -> bool {
         self.eof & (1 << i) != 0
+    }
+
+    pub fn set_gone(&mut self, i: usize) {
+        self.gone |= 1 << i;
+    }
+
+    pub fn is_gone(&self, i: usize) -> bool {
+        self.gone & (1 << i) != 0
+    }
+
+    /// Clients whose peer left with input still to read.
+    pub fn gone_with_input(&self) -> u64 {
+        self.gone & !self.eof
     }
 
     /// Forget client `i`, returning its descriptor for the caller to close.

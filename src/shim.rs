@@ -727,18 +727,24 @@ impl<'a> Shim<'a> {
             diag::warn(&[b"the log is writable again; bytes lost so far: ", n.as_bytes()]);
         }
         let code = if stream == Stream::Stdout { attach::STREAM_STDOUT } else { attach::STREAM_STDERR };
-        let live = self.clients.live();
-        let mut dead: u64 = 0;
-        for (i, fd) in live {
-            if attach::send_record(fd, code, data).is_err() {
-                dead |= 1 << i;
+        let (mut slow, mut left): (u64, u64) = (0, 0);
+        for (i, fd) in self.clients.live() {
+            if self.clients.is_gone(i) {
+                continue;
+            }
+            match attach::send_record(fd, code, data) {
+                Ok(()) => {}
+                Err(Errno(libc::EAGAIN | libc::ENOBUFS)) => slow |= 1 << i,
+                Err(_) => left |= 1 << i,
             }
         }
         for i in 0..attach::MAX_CLIENTS {
-            if dead & (1 << i) != 0 {
+            if slow & (1 << i) != 0 {
                 self.clients.dropped += 1;
                 diag::warn(&[b"an attach client could not keep up and was disconnected"]);
                 self.drop_client(i);
+            } else if left & (1 << i) != 0 {
+                self.client_gone(i);
             }
         }
     }
@@ -782,6 +788,9 @@ impl<'a> Shim<'a> {
             if fd < 0 {
                 return;
             }
+            if self.clients.count() == attach::MAX_CLIENTS {
+                self.sweep_clients();
+            }
             match self.clients.add(fd) {
                 Some(i) => {
                     let ev = if self.paused { 0 } else { libc::EPOLLIN };
@@ -799,6 +808,24 @@ impl<'a> Shim<'a> {
         }
     }
 
+    /// The table is full: before refusing anyone, find clients that have
+    /// hung up but whose hang-up the loop has not handled yet (one poll).
+    #[inline(never)]
+    fn sweep_clients(&mut self) {
+        let mut p = [libc::pollfd { fd: -1, events: 0, revents: 0 }; attach::MAX_CLIENTS];
+        for (i, fd) in self.clients.live() {
+            p[i].fd = fd;
+        }
+        if unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, 0) } <= 0 {
+            return;
+        }
+        for (i, q) in p.iter().enumerate() {
+            if q.fd >= 0 && q.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                self.on_client(i, q.fd, libc::EPOLLHUP | (q.revents as c_int & libc::EPOLLIN));
+            }
+        }
+    }
+
     fn drop_client(&mut self, i: usize) {
         let fd = self.clients.take(i);
         self.unwatch_close(fd);
@@ -812,27 +839,69 @@ impl<'a> Shim<'a> {
         if self.clients.fd(i) != fd {
             return;
         }
-        if events & libc::EPOLLIN != 0 && !self.paused && !self.clients.is_eof(i) {
-            let buf = attach::inbuf();
-            let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), libc::MSG_DONTWAIT) };
-            if r > 0 {
-                self.input(r as usize);
-                return;
+        let hup = events & (libc::EPOLLHUP | libc::EPOLLERR) != 0;
+        if self.clients.is_eof(i) {
+            // Its input is over; it only waited for output.
+            if hup {
+                self.drop_client(i);
             }
-            if r < 0 && matches!(Errno::last().0, libc::EAGAIN | libc::EINTR) {
-                return;
+        } else if self.paused {
+            // Not read now; if it left, keep what it sent for later.
+            if hup {
+                self.client_gone(i);
             }
-            // End of input from this client (or an error): it may still
-            // want output, until it hangs up.
-            self.clients.set_eof(i);
-            self.rewatch(K_CLIENT, i, fd, 0);
-            self.client_eof();
-            if r == 0 && events & libc::EPOLLHUP == 0 {
-                return;
+        } else {
+            self.read_client(i);
+        }
+    }
+
+    /// The client's peer left: no more output for it, no more epoll
+    /// reports; its queued input is read once input flows again.
+    fn client_gone(&mut self, i: usize) {
+        self.clients.set_gone(i);
+        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, self.clients.fd(i), core::ptr::null_mut()) };
+        if self.clients.is_eof(i) {
+            self.drop_client(i);
+        } else if !self.paused {
+            self.drain_gone();
+        }
+    }
+
+    /// Read what clients that left still have queued, until input pauses.
+    fn drain_gone(&mut self) {
+        for i in 0..attach::MAX_CLIENTS {
+            while !self.paused && self.clients.gone_with_input() & (1 << i) != 0 {
+                self.read_client(i);
             }
         }
-        if events & (libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+    }
+
+    /// One record of client `i`'s input, or its end.
+    fn read_client(&mut self, i: usize) {
+        let fd = self.clients.fd(i);
+        let buf = attach::inbuf();
+        let mut recv = || unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), libc::MSG_DONTWAIT) };
+        let mut r = recv();
+        if r < 0 && Errno::last().0 == libc::ECONNRESET {
+            // The peer left with our output unread; that error comes first,
+            // but its own input may still be queued behind it.
+            r = recv();
+        }
+        if r > 0 {
+            self.input(r as usize);
+            return;
+        }
+        if r < 0 && matches!(Errno::last().0, libc::EAGAIN | libc::EINTR) && !self.clients.is_gone(i) {
+            return;
+        }
+        // End of this client's input: it may still want output until it
+        // hangs up, unless it already has.
+        self.clients.set_eof(i);
+        self.client_eof();
+        if self.clients.is_gone(i) || r < 0 {
             self.drop_client(i);
+        } else {
+            self.rewatch(K_CLIENT, i, fd, 0);
         }
     }
 
@@ -857,6 +926,7 @@ impl<'a> Shim<'a> {
             if self.stdin_close_pending {
                 self.close_stdin();
             }
+            self.drain_gone();
         } else if !self.paused {
             self.set_paused(true);
         }
@@ -865,10 +935,11 @@ impl<'a> Shim<'a> {
     /// Stop (or resume) reading clients, and wait for the target to drain.
     fn set_paused(&mut self, on: bool) {
         self.paused = on;
-        let live = self.clients.live();
-        for (i, fd) in live {
-            let ev = if on || self.clients.is_eof(i) { 0 } else { libc::EPOLLIN };
-            self.rewatch(K_CLIENT, i, fd, ev);
+        for (i, fd) in self.clients.live() {
+            if !self.clients.is_gone(i) {
+                let ev = if on || self.clients.is_eof(i) { 0 } else { libc::EPOLLIN };
+                self.rewatch(K_CLIENT, i, fd, ev);
+            }
         }
         let target = self.input_target();
         if target < 0 {

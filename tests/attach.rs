@@ -14,6 +14,7 @@ mod support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -127,6 +128,28 @@ fn stdin_echo_and_eof_ends_cat() {
     let log = c.log();
     assert_eq!(log.stream(Stream::Stdout), sent, "the log's stdout");
     assert!(log.stream(Stream::Stderr).is_empty(), "the log's stderr");
+    end(&fx, &c, shim);
+}
+
+// Proves stderr output reaches clients as stream-3 records and stdout as
+// stream 2, separately, without a terminal, for a client attached before
+// `runc start`.
+#[test]
+fn stderr_records_use_stream_3() {
+    let fx = Fixture::new("att-err");
+    let c = fx.bundle(&["sh", "-c", "read x; echo to-out; echo to-err >&2; echo more-out"]);
+    let sock = sock_path(&c);
+    let l = fx.launcher(&c).args(&["--attach", sock.to_str().unwrap(), "--stdin"]);
+    fx.launch_ok(&c, l);
+    let shim = c.shim_pid();
+    // Attached before `runc start`, as a manager does.
+    let mut cl = Target::new(&sock).connect();
+    fx.start(&c);
+    cl.send(b"go\n");
+    assert_exited(&c.wait_status(), 0, 0);
+    cl.wait_closed(WAIT);
+    assert_eq!(String::from_utf8_lossy(&cl.stdout), "to-out\nmore-out\n", "stream 2");
+    assert_eq!(String::from_utf8_lossy(&cl.stderr), "to-err\n", "stream 3");
     end(&fx, &c, shim);
 }
 
@@ -326,8 +349,9 @@ fn non_reading_client_is_dropped_and_nothing_grows() {
 // 5. connect/disconnect cycles
 
 // Proves no descriptor leaks: 1,000 clients connect and hang up (every tenth
-// sends a line first, every fifth half-closes first) against a running
-// container; the shim's open descriptor count returns to what it was before,
+// sends a line first, every fifth half-closes first; in bursts of 50, so the
+// 64-client limit is never reached) against a running container; the shim's
+// open descriptor count returns to what it was before,
 // and the shim still serves a client afterwards. (Whether the lines sent
 // right before a hang-up arrive is input_before_hangup_* 's business.)
 #[test]
@@ -363,6 +387,16 @@ fn thousand_attach_cycles_leak_nothing() {
             cl.shutdown_wr();
         }
         drop(cl);
+        if i % 50 == 49 {
+            // Keep the burst under the 64-client limit: connections the
+            // shim has not yet seen hang up still count.
+            wait_until_or(
+                "the shim to close the hung-up clients",
+                WAIT,
+                || (sockets() == 1).then_some(()),
+                || format!("{:?}", proc_fds(shim)),
+            );
+        }
     }
     wait_until_or(
         "the shim's descriptor count to return to its value before the cycles",
@@ -424,11 +458,12 @@ fn input_before_hangup_with_unread_output_is_delivered() {
 // flow control
 
 // Proves the input path under flow control keeps every byte and the EOF
-// (--stdin-once): a client sends 150 KiB while the container does not read
-// its stdin yet (it waits for a file), then hangs up; the shim holds what
-// does not fit (pipe + its 32 KiB buffer) and stops reading clients. Once
-// the container reads (`cat`), all 150 KiB must reach it, and the client's
-// hang-up must then close stdin, so `cat` exits 0.
+// (--stdin-once) of a client that hangs up while its input waits: the
+// container does not read its stdin yet (it waits for a file), the client
+// sends 8 KiB messages until its socket is full (the shim has filled the
+// stdin pipe, holds the rest in its buffer and stopped reading clients),
+// then hangs up. Once the container reads (`cat`), every byte the client
+// sent must reach it, and the hang-up must then close stdin: `cat` exits 0.
 #[test]
 fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     let fx = Fixture::new("att-flow");
@@ -436,25 +471,47 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     let sock = sock_path(&c);
     let shim = launch_start(&fx, &c, &["--attach", sock.to_str().unwrap(), "--stdin"]);
     let target = Target::new(&sock);
-    let mut data = Vec::new();
-    let mut i = 0;
-    while data.len() < 150 * 1024 {
-        data.extend_from_slice(format!("input line {i:06} ..........................................\n").as_bytes());
-        i += 1;
-    }
+    let cpid = c.container_pid();
+    let stdin_pipe = PathBuf::from(format!("/proc/{cpid}/fd/0"));
+    let pipe_full = || {
+        let f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdin_pipe).ok()?;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD / F_GETPIPE_SZ on a descriptor we own.
+        let (r, size) = unsafe { (libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n), libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ)) };
+        (r == 0 && size > 0 && n == size).then_some(n as usize)
+    };
+
     let cl = target.connect();
-    let sender = std::thread::spawn({
-        let data = data.clone();
-        move || {
-            for chunk in data.chunks(8192) {
-                cl.send(chunk);
-            }
-            drop(cl); // hang up without reading anything
+    let mut sent = Vec::new();
+    let mut i = 0usize;
+    // Send until the socket stays full once the container's stdin pipe is
+    // full (bounded: at most 1 MiB, at most WAIT).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the container's stdin pipe never filled: {} bytes sent", sent.len());
+        let mut msg = Vec::with_capacity(8192);
+        while msg.len() + 64 <= 8192 {
+            msg.extend_from_slice(format!("input line {i:08} ...........................................\n").as_bytes());
+            i += 1;
         }
-    });
-    sender.join().expect("sender thread");
+        match cl.try_send(&msg) {
+            Ok(()) => sent.extend_from_slice(&msg),
+            Err(libc::EAGAIN) => {
+                if pipe_full().is_some() {
+                    break;
+                }
+                std::thread::sleep(POLL);
+                continue; // the shim is still moving data: try again
+            }
+            Err(e) => panic!("send: {}", std::io::Error::from_raw_os_error(e)),
+        }
+        assert!(sent.len() < 1 << 20, "1 MiB sent and the socket never filled: no flow control");
+    }
+    let pipe = pipe_full().unwrap();
+    assert!(sent.len() > pipe, "sent {} bytes, pipe holds {pipe}", sent.len());
+    drop(cl); // hang up with input still waiting
     // Let the container read.
-    let go = PathBuf::from(format!("/proc/{}/root/dev/shm/go", c.container_pid()));
+    let go = PathBuf::from(format!("/proc/{cpid}/root/dev/shm/go"));
     fs::write(&go, b"").unwrap_or_else(|e| panic!("create {}: {e}", go.display()));
 
     let done = wait_until_or_none(WAIT, || c.status.exists().then_some(()));
@@ -466,12 +523,12 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     end(&fx, &c, shim);
     assert!(
         done.is_some(),
-        "cat never saw the end of its stdin after the client hung up; it got {} of {} bytes",
+        "cat never saw the end of its stdin after the client hung up; it got {} of the {} bytes sent (pipe {pipe})",
         got.len(),
-        data.len()
+        sent.len()
     );
     assert_exited(&c.wait_status(), 0, 0);
-    assert!(got == data, "input through flow control: {}", first_difference(&got, &data));
+    assert!(got == sent, "input through flow control: {}", first_difference(&got, &sent));
 }
 
 /// Polls `f` up to `limit`; None when it never answered.
@@ -548,7 +605,9 @@ fn sixty_fifth_client_is_refused() {
 
 // Proves the terminal path: a shell on the pty gets a client's input and its
 // output comes back as stream-2 records (never 3); a `1 ROWS COLS` line on
-// the ctl FIFO resizes the pty (`stty size` in the container reports it);
+// the ctl FIFO resizes the pty (`stty size` in the container reports it),
+// malformed ctl lines before it are ignored; another client's EOF and
+// hang-up do not end the shell's input;
 // the pty output is in the log; `exit 7` ends with status code 7; the
 // socket and FIFO are gone after the exit.
 #[test]
@@ -565,8 +624,14 @@ fn terminal_shell_roundtrip_and_resize() {
     cl.send(b"echo hi-$((6*7))\n");
     cl.read_until(b"hi-42", WAIT);
 
+    // Malformed ctl lines are ignored; the valid one after them applies.
+    ctl_write(&ctl, "garbage\n1 x y\n9 1 1\n1 5000 5000\n");
     ctl_write(&ctl, "1 40 100\n");
     wait_tty_size(&c, 40, 100);
+    // In terminal mode a client's EOF and hang-up do not close the input.
+    let other = Target::new(&sock).connect();
+    other.shutdown_wr();
+    drop(other);
     cl.send(b"stty size\n");
     cl.read_until(b"40 100", WAIT);
     c.wait_log_contains(Stream::Stdout, "hi-42");
@@ -658,7 +723,7 @@ fn ctl_size_before_start() {
 // Proves the `shimlet attach` client on a real terminal (a pty the test
 // owns, as its controlling terminal): it puts the terminal in raw mode,
 // sends the terminal's size through --ctl at start (`stty size` in the
-// container reports it), carries typed input to the container and output
+// container reports it) and again on SIGWINCH, carries typed input to the container and output
 // back, leaves on ctrl-p ctrl-q with exit 0 while the container keeps
 // running, and restores the terminal mode (ICANON and ECHO back, flags as
 // before).
@@ -707,6 +772,11 @@ fn attach_client_on_a_terminal() {
     assert_eq!(proc_tty_size(c.container_pid()), Some((31, 97)), "container pty size");
     write_fd(m, b"stty size\n");
     read_fd_until(m, &mut screen, b"31 97", WAIT, "the terminal of shimlet attach");
+    // A resize of the client's terminal (SIGWINCH) is passed on.
+    set_winsize(m, 45, 120);
+    wait_tty_size(&c, 45, 120);
+    write_fd(m, b"stty size\n");
+    read_fd_until(m, &mut screen, b"45 120", WAIT, "the terminal of shimlet attach");
 
     write_fd(m, b"\x10\x11");
     let st = wait_child(&mut child, "shimlet attach after ctrl-p ctrl-q", WAIT);

@@ -131,11 +131,44 @@ impl Client {
         self.fd.as_raw_fd()
     }
 
-    /// Sends one message (raw input for the container).
+    /// Sends one message (raw input for the container), waiting (bounded)
+    /// while the socket is full.
     pub fn send(&self, data: &[u8]) {
-        // SAFETY: sending from a valid buffer.
-        let r = unsafe { libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        assert_eq!(r, data.len() as isize, "send {:?}: {}", String::from_utf8_lossy(data), os_err());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.try_send(data) {
+                Ok(()) => return,
+                Err(libc::EAGAIN) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        panic!("send {} bytes: the socket stayed full for {}s", data.len(), WAIT.as_secs());
+                    }
+                    let mut pfd = libc::pollfd { fd: self.raw(), events: libc::POLLOUT, revents: 0 };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
+                }
+                Err(e) => panic!("send {:?}: {}", tail_str(data), std::io::Error::from_raw_os_error(e)),
+            }
+        }
+    }
+
+    /// One non-blocking send of a whole message: Err(errno), EAGAIN when
+    /// the socket is full.
+    pub fn try_send(&self, data: &[u8]) -> Result<(), i32> {
+        loop {
+            // SAFETY: sending from a valid buffer.
+            let r = unsafe {
+                libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+            };
+            if r >= 0 {
+                assert_eq!(r as usize, data.len(), "a SEQPACKET send was cut");
+                return Ok(());
+            }
+            let e = errno();
+            if e != libc::EINTR {
+                return Err(e);
+            }
+        }
     }
 
     /// shutdown(SHUT_WR): end of input from this client.

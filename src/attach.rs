@@ -113,6 +113,23 @@ impl Default for Clients {
     }
 }
 
+/// How far a client may fall behind before it counts as stuck: the kernel
+/// holds this much of its unread output (not shimlet's memory, and only
+/// while it lags). A reader that is merely busy for a moment (podman
+/// copying a burst to its own stdout) is not cut off; one that stops
+/// reading is, once this is full, and the container never waits for it.
+pub const CLIENT_SLACK: c_int = 2 << 20;
+
+/// Raise a client socket's send buffer to CLIENT_SLACK (forced past
+/// wmem_max when privileged).
+pub fn give_slack(fd: c_int) {
+    let v = CLIENT_SLACK;
+    let set = |opt| unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, opt, &v as *const c_int as *const _, 4) };
+    if set(libc::SO_SNDBUFFORCE) < 0 {
+        set(libc::SO_SNDBUF);
+    }
+}
+
 /// Send one record to one client without waiting. Err means the client is
 /// gone or full and must be dropped.
 pub fn send_record(fd: c_int, stream: u8, data: &[u8]) -> sys::Result<()> {

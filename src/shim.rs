@@ -133,6 +133,8 @@ pub struct Shim<'a> {
     console_conn: c_int,
     console_place: Option<Place<'a>>,
     console_path: Buf<108>,
+    /// The runtime did send a pty (it may since have closed: a quick exec).
+    pty_received: bool,
     /// A window size that arrived before the pty.
     winsz: Option<(u16, u16)>,
     /// Write end of the container's stdin pipe (`--stdin`, no terminal).
@@ -198,6 +200,7 @@ pub fn run(mut s: Start) -> ! {
         out: -1,
         err: -1,
         pty: -1,
+        pty_received: false,
         console: -1,
         console_conn: -1,
         console_place: None,
@@ -559,12 +562,12 @@ impl<'a> Shim<'a> {
                 self.fail(Ended { code: 1, signal: 0 }, msg.as_bytes());
             }
         };
-        if self.cfg.terminal && self.pty < 0 {
+        if self.cfg.terminal && !self.pty_received {
             // The runtime sends the pty before it exits; pick it up if the
             // loop has not yet.
             self.on_console();
             self.on_console_conn();
-            if self.pty < 0 {
+            if !self.pty_received {
                 let _ = sys::kill(pid, libc::SIGKILL);
                 self.fail(Ended { code: 1, signal: 0 }, b"the runtime did not send a terminal over the console socket");
             }
@@ -793,6 +796,7 @@ impl<'a> Shim<'a> {
             }
             match self.clients.add(fd) {
                 Some(i) => {
+                    attach::give_slack(fd);
                     let ev = if self.paused { 0 } else { libc::EPOLLIN };
                     if self.watch(K_CLIENT, i, fd, ev).is_err() {
                         self.clients.take(i);
@@ -1016,10 +1020,11 @@ impl<'a> Shim<'a> {
     }
 
     fn set_pty(&mut self, fd: c_int) {
-        if self.pty >= 0 {
+        if self.pty_received {
             sys::close(fd);
             return;
         }
+        self.pty_received = true;
         let _ = sys::set_nonblock(fd);
         tty::set_onlcr(fd);
         if let Some((rows, cols)) = self.winsz.take() {

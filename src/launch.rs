@@ -20,7 +20,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The conmon release whose behaviour shimlet follows.
 pub const CONMON_COMPAT: &str = "2.1.6";
 
-fn err_line(parts: &[&[u8]]) {
+/// `shimlet: ` and the parts on stderr, then a newline.
+pub fn err_line(parts: &[&[u8]]) {
     let mut m: Buf<1024> = Buf::new();
     m.push(b"shimlet: ");
     for p in parts {
@@ -89,8 +90,14 @@ unsafe fn parse_args(argc: c_int, argv: *const *const c_char) -> Result<&'static
             Err(EXIT_OK)
         }
         Err(u) => {
+            let mut raw: Buf<512> = Buf::new();
+            u.write_to(&mut raw);
+            // Values come from argv: control bytes are shown as `?`, so a
+            // usage error is always one line.
             let mut m: Buf<512> = Buf::new();
-            u.write_to(&mut m);
+            for &b in raw.as_bytes() {
+                m.push_byte(if b < 0x20 || b == 0x7f { b'?' } else { b });
+            }
             if conmon_style {
                 // conmon's texts and status for a conmon command line.
                 err_line(&[m.as_bytes()]);

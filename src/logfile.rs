@@ -177,11 +177,22 @@ impl<'a> LogFile<'a> {
             if this.max_size > 0 && this.size > 0 && this.size + bytes > this.max_size {
                 this.rotate();
             }
-            this.size += bytes;
-            this.total += bytes;
             match writev_all(this.fd, iov) {
-                Ok(()) => this.written += *payload as u64,
-                Err(e) => {
+                Ok(()) => {
+                    this.size += bytes;
+                    this.total += bytes;
+                    this.written += *payload as u64;
+                }
+                Err((done, e)) => {
+                    // A record cut short (disk full mid-write) would have
+                    // the next one glued to it: cut the file back to where
+                    // this batch began, so it holds whole records only.
+                    if done > 0 {
+                        let end = unsafe { libc::lseek(this.fd, 0, libc::SEEK_END) };
+                        if end >= done as i64 {
+                            unsafe { libc::ftruncate(this.fd, end - done as i64) };
+                        }
+                    }
                     this.lost += *payload as u64;
                     this.last_error = Some(e);
                 }
@@ -219,16 +230,20 @@ fn file_size(fd: c_int) -> u64 {
 
 /// writev until everything is out, resuming after short writes (a regular
 /// file gives one when the disk fills mid-write).
-fn writev_all(fd: c_int, mut iov: &mut [libc::iovec]) -> sys::Result<()> {
+/// On failure: how many bytes did go out, and why the rest did not.
+fn writev_all(fd: c_int, mut iov: &mut [libc::iovec]) -> Result<(), (usize, Errno)> {
+    let mut total = 0usize;
     while !iov.is_empty() {
         let cnt = iov.len() as c_int;
         let mut done = sys::retry(|| {
             let r = unsafe { libc::writev(fd, iov.as_ptr(), cnt) };
             if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
-        })?;
+        })
+        .map_err(|e| (total, e))?;
         if done == 0 {
-            return Err(Errno(libc::EIO));
+            return Err((total, Errno(libc::EIO)));
         }
+        total += done;
         while let Some(first) = iov.first_mut() {
             if done >= first.iov_len {
                 done -= first.iov_len;

@@ -262,6 +262,7 @@ impl<'a> Shim<'a> {
             libc::setsid();
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
         }
+        sys::drop_vdso();
         // Survive the host's OOM killer before the container does.
         let reset_oom = match sys::open(c"/proc/self/oom_score_adj", libc::O_WRONLY, 0) {
             Ok(fd) => {
@@ -275,8 +276,11 @@ impl<'a> Shim<'a> {
         // container's stdin unless it gets a pipe. With passthrough logging
         // the runtime inherits it first, then we let go of it.
         let null = ctx(sys::open(c"/dev/null", libc::O_RDWR, 0), b"open /dev/null")?;
+        // --sync: the caller waits for this very process; a create failure
+        // with no sync fd is told on its stderr, so that stays.
+        let keep = if self.cfg.sync && self.report.is_none() { 2 } else { 0 };
         if !self.cfg.passthrough {
-            for fd in 0..3 {
+            for fd in 0..3 - keep {
                 ctx(sys::dup2(null, fd), b"dup2")?;
             }
         }
@@ -572,6 +576,11 @@ impl<'a> Shim<'a> {
                 self.fail(Ended { code: 1, signal: 0 }, b"the runtime did not send a terminal over the console socket");
             }
         }
+        if self.timer >= 0 && self.cfg.timeout == 0 {
+            // Only a grace for held signals was armed: create is over.
+            let t: libc::itimerspec = unsafe { core::mem::zeroed() };
+            unsafe { libc::timerfd_settime(self.timer, 0, &t, core::ptr::null_mut()) };
+        }
         self.container = pid;
         for &(p, e) in &self.early[..self.n_early] {
             if p == pid {
@@ -604,6 +613,17 @@ impl<'a> Shim<'a> {
     }
 
     fn read_pidfile(&self) -> Result<libc::pid_t, &'static [u8]> {
+        let pid = self.read_pidfile_raw()?;
+        // The container must be ours to reap: re-parented to us when the
+        // runtime exited (or already reaped, if it was that quick).
+        if self.early[..self.n_early].iter().any(|&(p, _)| p == pid) || parent_of(pid) == Some(sys::getpid()) {
+            Ok(pid)
+        } else {
+            Err(b"it names a process that is not a child of the shim")
+        }
+    }
+
+    fn read_pidfile_raw(&self) -> Result<libc::pid_t, &'static [u8]> {
         let sc = scratch();
         let path = spawn::pidfile_path(self.cfg, &mut sc.a).ok_or(&b"path too long"[..])?;
         let fd = sys::open(path, libc::O_RDONLY, 0).map_err(|e| e.text());
@@ -695,6 +715,7 @@ impl<'a> Shim<'a> {
                 let line = self.sync_line(false, -1, text);
                 self.send_report(false, line.as_bytes());
             }
+            None if self.cfg.sync => crate::launch::err_line(&[b"create failed: ", text]),
             _ => self.send_report(false, text),
         }
         unsafe { libc::_exit(1) }
@@ -862,9 +883,17 @@ impl<'a> Shim<'a> {
     /// The client's peer left: no more output for it, no more epoll
     /// reports; its queued input is read once input flows again.
     fn client_gone(&mut self, i: usize) {
+        let fd = self.clients.fd(i);
         self.clients.set_gone(i);
-        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, self.clients.fd(i), core::ptr::null_mut()) };
+        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+        let mut queued: c_int = 0;
+        let nothing_queued = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) } == 0 && queued == 0;
         if self.clients.is_eof(i) {
+            self.drop_client(i);
+        } else if nothing_queued {
+            // Nothing left to read: its hang-up is its end of input.
+            self.clients.set_eof(i);
+            self.client_eof();
             self.drop_client(i);
         } else if !self.paused {
             self.drain_gone();
@@ -1081,6 +1110,9 @@ impl<'a> Shim<'a> {
     /// the create reported as failed.
     fn arm_grace(&mut self) {
         const GRACE_S: i64 = 5;
+        if self.cfg.timeout > 0 {
+            return; // --timeout bounds the create already
+        }
         if self.timer < 0 {
             self.timer = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) };
             if self.timer < 0 || self.watch(K_TIMER, 0, self.timer, libc::EPOLLIN).is_err() {
@@ -1245,35 +1277,58 @@ fn link_path<'b>(cfg: &Config, buf: &'b mut PathBuf) -> Option<&'b CStr> {
 }
 
 /// SIGKILL every remaining child of ours (from /proc/self/task/PID/children,
-/// so no process table walk), then reap them: a failed create leaves none.
+/// so no process table walk) and reap them, looking again for processes
+/// re-parented to us meanwhile; bounded (about 2 s), never blocking for
+/// ever on something unkillable.
 fn kill_children() {
     let mut path: Buf<48> = Buf::new();
     path.push(b"/proc/self/task/");
     path.push_u64(sys::getpid() as u64);
     path.push(b"/children");
     let Some(p) = path.as_cstr() else { return };
-    for _round in 0..3 {
-        let Ok(fd) = sys::open(p, libc::O_RDONLY, 0) else { return };
-        let mut b = [0u8; 512];
-        let n = sys::read(fd, &mut b).unwrap_or(0);
-        sys::close(fd);
+    for _round in 0..100 {
         let mut any = false;
-        for w in b[..n].split(|c| *c == b' ' || *c == b'\n') {
-            if let Some(pid) = parse_u64(w, i32::MAX as u64) {
-                let _ = sys::kill(pid as libc::pid_t, libc::SIGKILL);
-                any = true;
+        if let Ok(fd) = sys::open(p, libc::O_RDONLY, 0) {
+            let mut b = [0u8; 512];
+            let n = sys::read(fd, &mut b).unwrap_or(0);
+            sys::close(fd);
+            for w in b[..n].split(|c| *c == b' ' || *c == b'\n') {
+                if let Some(pid) = parse_u64(w, i32::MAX as u64) {
+                    let _ = sys::kill(pid as libc::pid_t, libc::SIGKILL);
+                    any = true;
+                }
             }
+        }
+        loop {
+            let mut si: libc::siginfo_t = unsafe { core::mem::zeroed() };
+            let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut si, libc::WEXITED | libc::WNOHANG) };
+            if r < 0 || unsafe { si.si_pid() } == 0 {
+                break;
+            }
+            any = true;
         }
         if !any {
             return;
         }
-        // Wait for them to die, then look again: killing one may
-        // re-parent its own children to us.
-        for _ in 0..100 {
-            let mut si: libc::siginfo_t = unsafe { core::mem::zeroed() };
-            if unsafe { libc::waitid(libc::P_ALL, 0, &mut si, libc::WEXITED) } < 0 {
-                break;
-            }
-        }
+        let ts = libc::timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
     }
+}
+
+/// The parent pid of `pid`, from /proc/PID/stat (the field after the
+/// parenthesised command name, which may itself hold spaces or parens).
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let mut path: Buf<32> = Buf::new();
+    path.push(b"/proc/");
+    path.push_u64(pid as u64);
+    path.push(b"/stat");
+    let fd = sys::open(path.as_cstr()?, libc::O_RDONLY, 0).ok()?;
+    let mut b = [0u8; 512];
+    let n = sys::read(fd, &mut b).unwrap_or(0);
+    sys::close(fd);
+    let b = &b[..n];
+    let close = b.iter().rposition(|&c| c == b')')?;
+    let mut f = b[close + 1..].split(|&c| c == b' ').filter(|w| !w.is_empty());
+    f.next()?; // state
+    parse_u64(f.next()?, i32::MAX as u64).map(|p| p as libc::pid_t)
 }

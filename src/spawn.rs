@@ -32,18 +32,50 @@ pub struct Create<'a> {
 
 const MAX_ARGV: usize = MAX_RUNTIME_ARGS + MAX_RUNTIME_OPTS + 16;
 
-/// Fork and exec the runtime; the parent gets its pid.
+/// The runtime's child runs on this stack until it execs (CLONE_VM: it
+/// shares our memory meanwhile), then the pages are handed back.
+#[repr(C, align(4096))]
+struct ChildStack([u8; CHILD_STACK]);
+const CHILD_STACK: usize = 32 * 1024;
+static mut STACK: ChildStack = ChildStack([0; CHILD_STACK]);
+
+struct Args<'a, 'b> {
+    c: &'b Create<'a>,
+    parent: libc::pid_t,
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    let a = unsafe { &*(arg as *const Args) };
+    child(a.c, a.parent)
+}
+
+/// Start the runtime; the parent gets its pid. Like posix_spawn, the child
+/// shares our memory (CLONE_VM) and we wait until it has exec'd
+/// (CLONE_VFORK): no address space is copied and no page is faulted in
+/// twice, which is most of what a fork costs a shim. With an exec-attach
+/// gate the child must wait for the manager while we keep serving, so
+/// that case forks.
 #[inline(never)]
 pub fn create(c: &Create) -> sys::Result<libc::pid_t> {
     let parent = sys::getpid();
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Errno::last());
+    if c.gate.is_some() {
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Errno::last());
+        }
+        if pid == 0 {
+            child(c, parent);
+        }
+        return Ok(pid);
     }
-    if pid == 0 {
-        child(c, parent);
-    }
-    Ok(pid)
+    let args = Args { c, parent };
+    let stack = core::ptr::addr_of_mut!(STACK);
+    let top = unsafe { (stack as *mut u8).add(CHILD_STACK) } as *mut libc::c_void;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let pid = unsafe { libc::clone(child_entry, top, flags, &args as *const Args as *mut libc::c_void) };
+    let err = Errno::last();
+    unsafe { libc::madvise(stack as *mut libc::c_void, CHILD_STACK, libc::MADV_DONTNEED) };
+    if pid < 0 { Err(err) } else { Ok(pid) }
 }
 
 /// The pidfile path the runtime is told to write: `--pidfile`; else on a
@@ -142,10 +174,13 @@ fn child(c: &Create, parent: libc::pid_t) -> ! {
             libc::_exit(127);
         }
         sys::close_from(3, false);
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // Raw system calls: the C library's wrappers keep state in memory
+        // that, under CLONE_VM, is the shim's own.
+        let set: u64 = 0;
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &set as *const u64, core::ptr::null_mut::<u64>(), 8usize);
+        let mut dfl: libc::sigaction = core::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::syscall(libc::SYS_rt_sigaction, libc::SIGPIPE, &dfl as *const libc::sigaction, core::ptr::null_mut::<libc::sigaction>(), 8usize);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         if libc::getppid() != parent {
             libc::_exit(127);

@@ -52,10 +52,22 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         let args = (2..argc as usize).map(|i| CStr::from_ptr(*argv.add(i)));
         return crate::client::main(args);
     }
+    // From here on argv is the copy in .bss (see `restack`): the daemon
+    // can then let the kernel's stack go.
+    let argv = crate::restack::adopt_args(argc, argv);
     match parse_args(argc, argv) {
         Ok(cfg) => launch(cfg),
         Err(code) => code,
     }
+}
+
+static mut START: core::mem::MaybeUninit<shim::Start<'static>> = core::mem::MaybeUninit::uninit();
+
+/// The daemon, on its own stack: the kernel's stack is dropped, then the
+/// shim runs.
+extern "C" fn daemon() -> ! {
+    crate::restack::drop_old_stack();
+    shim::run(unsafe { (*addr_of_mut!(START)).assume_init_mut() })
 }
 
 /// The parsed command line lives here, not in a stack frame: the daemon
@@ -273,7 +285,8 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
             let _ = sys::write_all(fd, n.as_bytes());
             sys::close(fd);
         }
-        shim::run(start(sync.map(Report::Sync)));
+        let s = unsafe { (*addr_of_mut!(START)).write(start(sync.map(Report::Sync))) };
+        shim::run(s);
     }
     // conmon's launcher never waits: the manager reads the sync pipe.
     let wait_pipe = if sync.is_none() && !cfg.conmon {
@@ -305,7 +318,9 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
             }
             (None, None) => None,
         };
-        shim::run(start(report));
+        // The daemon's start, kept where its new stack can reach it.
+        unsafe { (*addr_of_mut!(START)).write(start(report)) };
+        unsafe { crate::restack::switch(daemon) }
     }
 
     // The launcher: record the daemon's pid, then either leave the outcome

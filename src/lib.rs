@@ -18,6 +18,7 @@
 //! - `oom`      OOM kills of the container's cgroup
 //! - `exitcmd`  the exit command
 //! - `journal`  the journald log driver
+//! - `restack`  the daemon's own stack and arguments (the kernel's go)
 //! - `sock`     unix sockets by path of any length, fd passing
 //! - `json`, `timefmt`, `buf`, `sys`: formatting and syscall plumbing
 #![cfg_attr(not(test), no_std)]
@@ -35,6 +36,7 @@ pub mod json;
 pub mod launch;
 pub mod logfile;
 pub mod oom;
+pub mod restack;
 pub mod shim;
 pub mod sock;
 pub mod spawn;

@@ -115,9 +115,16 @@ fn trim(keep_input: bool) {
     if sp - keep < 1024 {
         keep -= 4096;
     }
-    let span = 60 * 1024;
-    // Parts of the range below the stack mapping are skipped by the kernel.
-    release((keep - span) as *mut u8, span);
+    // On our own stack (in .bss), never below its start: other statics
+    // live there. On the kernel's, parts of the range below the mapping
+    // are skipped by the kernel.
+    let low = match crate::restack::own_stack() {
+        Some((lo, _)) => lo,
+        None => keep.saturating_sub(60 * 1024),
+    };
+    if keep > low {
+        release(low as *mut u8, keep - low);
+    }
 }
 
 pub struct Shim<'a> {
@@ -190,10 +197,14 @@ pub struct Start<'a> {
     pub attach_pipe: Option<c_int>,
 }
 
+/// The shim's state: a static, not a frame, so the daemon's stack stays
+/// one page deep.
+static mut SHIM: core::mem::MaybeUninit<Shim<'static>> = core::mem::MaybeUninit::uninit();
+
 /// The daemon's body: never returns.
-pub fn run(mut s: Start) -> ! {
+pub fn run(s: &'static mut Start<'static>) -> ! {
     let log = core::mem::replace(&mut s.log, LogFile::none());
-    let mut shim = Shim {
+    let shim = unsafe { (*addr_of_mut!(SHIM)).write(Shim {
         cfg: s.cfg,
         epfd: -1,
         sigfd: -1,
@@ -234,8 +245,8 @@ pub fn run(mut s: Start) -> ! {
         journal: s.journal.take(),
         early: [(0, Ended { code: 0, signal: 0 }); 8],
         n_early: 0,
-    };
-    if let Err((what, e)) = shim.setup(&s) {
+    }) };
+    if let Err((what, e)) = shim.setup(s) {
         let mut m: Buf<256> = Buf::new();
         m.push(b"shimlet: ");
         m.push(what);
@@ -262,7 +273,6 @@ impl<'a> Shim<'a> {
             libc::setsid();
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
         }
-        sys::drop_vdso();
         // Survive the host's OOM killer before the container does.
         let reset_oom = match sys::open(c"/proc/self/oom_score_adj", libc::O_WRONLY, 0) {
             Ok(fd) => {

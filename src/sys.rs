@@ -176,10 +176,11 @@ pub fn now() -> libc::timespec {
     ts
 }
 
-/// Unmap the vDSO and its data pages. They sit in their own 2 MiB region,
-/// so their page-table pages (8 KiB per process) go with them; the daemon
-/// calls clock_gettime through the kernel instead (`now`).
-pub fn drop_vdso() {
+/// Unmap the mappings /proc/self/maps names `names` (`[vdso]`...). The
+/// vDSO and its data pages sit in their own 2 MiB region, so their
+/// page-table pages go with them; the daemon calls clock_gettime through
+/// the kernel instead (`now`).
+pub fn drop_mappings(names: &[&[u8]]) {
     let Ok(fd) = open(c"/proc/self/maps", libc::O_RDONLY, 0) else { return };
     let mut b = [0u8; 2048];
     let mut n = 0;
@@ -191,7 +192,7 @@ pub fn drop_vdso() {
     }
     close(fd);
     for line in b[..n].split(|&c| c == b'\n') {
-        if !(line.ends_with(b"[vdso]") || line.ends_with(b"[vvar]") || line.ends_with(b"[vvar_vclock]")) {
+        if !names.iter().any(|n| line.ends_with(n)) {
             continue;
         }
         let range = line.split(|&c| c == b' ').next().unwrap_or(b"");

@@ -1153,7 +1153,7 @@ fn attach_stdin_flood_is_pushed_back() {
     let mut rss = RssTrack::default();
     let mut full_in_a_row = 0;
     while full_in_a_row < 10 {
-        match flooder.try_send(&chunk) {
+        match flooder.try_send_full(&chunk) {
             Ok(true) => {
                 sent += chunk.len() as u64;
                 full_in_a_row = 0;
@@ -1191,7 +1191,7 @@ fn attach_stdin_flood_is_pushed_back() {
     }
     // Still pushed back.
     assert_eq!(
-        flooder.try_send(&chunk),
+        flooder.try_send_full(&chunk),
         Ok(false),
         "the flooder's socket should still be full"
     );

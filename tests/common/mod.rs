@@ -18,6 +18,8 @@
 
 #![allow(dead_code)]
 
+pub mod attach_client;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

@@ -255,6 +255,37 @@ fn status_within(c: &Container, limit: Duration) -> Option<StatusLine> {
 // ---------------------------------------------------------------------------
 // 1. the runtime hangs in create
 
+/// A started `cat` container with an attach socket and a stdin kept open
+/// across clients; with `probe`, a first client has round-tripped a line
+/// and been let go, so the shim holds only its listening socket.
+fn cat_with_attach(fx: &Fixture, probe: bool) -> (Container, i32, Target) {
+    let c = fx.bundle(&["cat"]);
+    let sock = c.dir.join("attach.sock");
+    fx.launch_ok(
+        &c,
+        fx.launcher(&c)
+            .opt("--attach", &sock)
+            .args(&["--stdin", "--leave-stdin-open"]),
+    );
+    let shim = c.shim_pid();
+    fx.start(&c);
+    let target = Target::new(&sock);
+    if probe {
+        let mut p = target.connect();
+        p.send(b"probe-line\n");
+        p.read_until(b"probe-line\n", WAIT);
+        drop(p);
+        wait_until("the probe client to be let go", WAIT, || (socket_count(shim) == 1).then_some(()));
+    }
+    (c, shim, target)
+}
+
+/// Sockets the shim holds (its listening one plus clients).
+fn socket_count(shim: i32) -> usize {
+    proc_fds(shim).iter().filter(|(_, t)| t.starts_with("socket:")).count()
+}
+
+
 // Proves --timeout bounds a runtime that never finishes `create` (a fake
 // that waits on a `sleep 1000` child): the sync message is {"pid": -1} with
 // a message saying the runtime did not finish within 2 s, the status file
@@ -1226,7 +1257,7 @@ fn attach_stdin_flood_is_pushed_back() {
     // Every client socket is let go: only the listening socket remains.
     // (The count itself may end below its start: `exec cat >/dev/null`
     // closes the container's stdout, and the shim then closes that pipe.)
-    let sockets = || proc_fds(shim).iter().filter(|(_, t)| t.starts_with("socket:")).count();
+    let sockets = || socket_count(shim);
     wait_until_or(
         "the shim to hold no client socket",
         WAIT,
@@ -1293,29 +1324,7 @@ fn attach_garbage_input() {
     eprintln!("garbage: {sent} bytes sent in random records, {counted} read by the container");
     end(&fx, &c, shim);
 
-    let c = fx.bundle(&["cat"]);
-    let sock = c.dir.join("attach.sock");
-    fx.launch_ok(
-        &c,
-        fx.launcher(&c)
-            .opt("--attach", &sock)
-            .args(&["--stdin", "--leave-stdin-open"]),
-    );
-    let shim = c.shim_pid();
-    fx.start(&c);
-    let target = Target::new(&sock);
-    let mut probe = target.connect();
-    probe.send(b"probe-line\n");
-    probe.read_until(b"probe-line\n", WAIT);
-    drop(probe);
-    wait_until("the probe client to be dropped", WAIT, || {
-        (proc_fds(shim)
-            .iter()
-            .filter(|(_, t)| t.starts_with("socket:"))
-            .count()
-            == 1)
-            .then_some(())
-    });
+    let (c, shim, target) = cat_with_attach(&fx, true);
     let fds_before = proc_fds(shim);
     for i in 0..30 {
         let cl = target.connect();
@@ -1360,17 +1369,7 @@ fn attach_garbage_input() {
 fn attach_rush_of_500_clients() {
     raise_nofile();
     let fx = Fixture::new("f-rush");
-    let c = fx.bundle(&["cat"]);
-    let sock = c.dir.join("attach.sock");
-    fx.launch_ok(
-        &c,
-        fx.launcher(&c)
-            .opt("--attach", &sock)
-            .args(&["--stdin", "--leave-stdin-open"]),
-    );
-    let shim = c.shim_pid();
-    fx.start(&c);
-    let target = Target::new(&sock);
+    let (c, shim, target) = cat_with_attach(&fx, false);
     let fds_before = proc_fds(shim);
     let mut clients: Vec<Client> = (0..500).map(|_| target.connect()).collect();
     // Closed ones see recv() == 0 (or ECONNRESET) at once.
@@ -2991,29 +2990,7 @@ fn timeout_kills_running_container() {
 #[test]
 fn attach_half_closed_then_gone_client_is_released() {
     let fx = Fixture::new("f-halfclose");
-    let c = fx.bundle(&["cat"]);
-    let sock = c.dir.join("attach.sock");
-    fx.launch_ok(
-        &c,
-        fx.launcher(&c)
-            .opt("--attach", &sock)
-            .args(&["--stdin", "--leave-stdin-open"]),
-    );
-    let shim = c.shim_pid();
-    fx.start(&c);
-    let target = Target::new(&sock);
-    let mut probe = target.connect();
-    probe.send(b"probe\n");
-    probe.read_until(b"probe\n", WAIT);
-    drop(probe);
-    wait_until("the probe client to be let go", WAIT, || {
-        (proc_fds(shim)
-            .iter()
-            .filter(|(_, t)| t.starts_with("socket:"))
-            .count()
-            == 1)
-            .then_some(())
-    });
+    let (c, shim, target) = cat_with_attach(&fx, true);
     let fds_before = proc_fds(shim);
     let cl = target.connect();
     cl.shutdown_wr();

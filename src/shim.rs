@@ -782,6 +782,9 @@ impl<'a> Shim<'a> {
                 Err(_) => left |= 1 << i,
             }
         }
+        if slow | left == 0 {
+            return;
+        }
         for i in 0..attach::MAX_CLIENTS {
             if slow & (1 << i) != 0 {
                 self.clients.dropped += 1;

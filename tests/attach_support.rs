@@ -5,9 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,19 +29,6 @@ pub fn ctl_write(path: &Path, line: &str) {
     (&f).write_all(line.as_bytes()).unwrap_or_else(|e| panic!("write ctl: {e}"));
 }
 
-/// Bytes waiting in a FIFO (FIONREAD through a descriptor of our own).
-pub fn fifo_pending(path: &Path) -> usize {
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD into an int.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(r, 0, "FIONREAD: {}", os_err());
-    n as usize
-}
 
 // ---------------------------------------------------------------------------
 // ptys
@@ -89,22 +75,6 @@ pub fn get_winsize(fd: RawFd) -> (u16, u16) {
     (ws.ws_row, ws.ws_col)
 }
 
-/// The window size of the terminal a process has as fd 0, read through
-/// /proc (the container's pty slave, seen from the host).
-pub fn proc_tty_size(pid: i32) -> Option<(u16, u16)> {
-    let p = CString::new(format!("/proc/{pid}/fd/0")).unwrap();
-    // SAFETY: open(2) of a NUL-terminated path.
-    let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd was just opened and is owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: winsize is plain data.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0).then_some((ws.ws_row, ws.ws_col))
-}
 
 pub fn write_fd(fd: RawFd, data: &[u8]) {
     let mut off = 0;
@@ -164,18 +134,7 @@ pub fn read_fd_some(fd: RawFd, acc: &mut Vec<u8>, limit: Duration) -> bool {
 // ---------------------------------------------------------------------------
 // /proc figures
 
-/// A `NNN kB` field of /proc/PID/status, in kB (None when the process is
-/// gone).
-pub fn status_kb(pid: i32, key: &str) -> Option<u64> {
-    let st = proc_status(pid)?;
-    let v = st.get(key)?;
-    v.trim_end_matches("kB").trim().parse().ok()
-}
 
-/// The number of open descriptors of a process.
-pub fn fd_count(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd")).map(|rd| rd.count()).unwrap_or(0)
-}
 
 // ---------------------------------------------------------------------------
 // files

@@ -8,12 +8,11 @@
 
 #![allow(dead_code)]
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,20 +39,7 @@ pub fn poll_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 // ---------------------------------------------------------------------------
 // /proc figures
 
-/// A `NNN kB` field of /proc/PID/status, in kB (None when the process is
-/// gone).
-pub fn status_kb(pid: i32, key: &str) -> Option<u64> {
-    let st = proc_status(pid)?;
-    let v = st.get(key)?;
-    v.trim_end_matches("kB").trim().parse().ok()
-}
 
-/// The number of open descriptors of a process.
-pub fn fd_count(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|rd| rd.count())
-        .unwrap_or(0)
-}
 
 pub fn oom_score_adj(pid: i32) -> Option<i32> {
     fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
@@ -186,41 +172,7 @@ pub fn ctl_send(path: &Path, data: &[u8]) {
         .unwrap_or_else(|e| panic!("write ctl {}: {e}", path.display()));
 }
 
-/// Bytes waiting in a FIFO (FIONREAD through a descriptor of our own).
-pub fn fifo_pending(path: &Path) -> usize {
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD into an int.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(r, 0, "FIONREAD: {}", os_err());
-    n as usize
-}
 
-/// The window size of the terminal a process has as fd 0, read through
-/// /proc (the container's pty slave, seen from the host).
-pub fn proc_tty_size(pid: i32) -> Option<(u16, u16)> {
-    let p = CString::new(format!("/proc/{pid}/fd/0")).unwrap();
-    // SAFETY: open(2) of a NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            p.as_ptr(),
-            libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd was just opened and is owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: winsize is plain data.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0).then_some((ws.ws_row, ws.ws_col))
-}
 
 /// Raises the soft descriptor limit to the hard one (for many clients).
 pub fn raise_nofile() {

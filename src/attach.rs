@@ -46,14 +46,11 @@ pub struct Clients {
     /// Bit i: client i's peer has left; its queued input is still to be
     /// read (it may hold the last of the container's stdin), then it goes.
     gone: u64,
-    /// Clients cut off for not keeping up.
-    pub dropped: u64,
-    pub refused: u64,
 }
 
 impl Clients {
     pub const fn new() -> Self {
-        Clients { fds: [-1; MAX_CLIENTS], eof: 0, gone: 0, dropped: 0, refused: 0 }
+        Clients { fds: [-1; MAX_CLIENTS], eof: 0, gone: 0 }
     }
 
     pub fn add(&mut self, fd: c_int) -> Option<usize> {

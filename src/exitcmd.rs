@@ -33,7 +33,7 @@ pub fn run(cmd: &CStr, args: &Multi<MAX_EXIT_ARGS>, delay: u32) {
                     let _ = sys::dup2(null, fd);
                 }
             }
-            sys::close_from(3, false);
+            sys::close_from(3);
             if delay > 0 {
                 libc::sleep(delay);
             }

@@ -168,7 +168,9 @@ impl<'a> LogFile<'a> {
         let mut n = 0;
         let mut payload = 0usize;
         let flush = |iov: &mut [libc::iovec], payload: &mut usize, this: &mut Self| {
-            let bytes: u64 = iov.iter().map(|v| v.iov_len as u64).sum();
+            // Sizes are only needed for --log-size-max / --log-global-size-max.
+            let limited = this.max_size > 0 || this.global_max > 0;
+            let bytes: u64 = if limited { iov.iter().map(|v| v.iov_len as u64).sum() } else { 0 };
             if this.global_max > 0 && this.total + bytes > this.global_max {
                 this.lost += *payload as u64;
                 *payload = 0;

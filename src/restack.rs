@@ -2,7 +2,7 @@
 //!
 //! After detaching, the daemon's only mapping in the upper half of the
 //! address space is the stack the kernel gave the process (the vDSO is
-//! dropped too, see `sys::drop_vdso`). Running on a static stack in .bss
+//! dropped too, see `sys::drop_mappings`). Running on a static stack in .bss
 //! and unmapping that one frees its page-table pages (the upper PUD, PMD
 //! and PTE pages: 12 KiB per shim) and the page of argument strings.
 //!

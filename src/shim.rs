@@ -787,7 +787,6 @@ impl<'a> Shim<'a> {
         }
         for i in 0..attach::MAX_CLIENTS {
             if slow & (1 << i) != 0 {
-                self.clients.dropped += 1;
                 diag::warn(&[b"an attach client could not keep up and was disconnected"]);
                 self.drop_client(i);
             } else if left & (1 << i) != 0 {
@@ -849,7 +848,6 @@ impl<'a> Shim<'a> {
                 }
                 None => {
                     // Full: the client sees its connection closed at once.
-                    self.clients.refused += 1;
                     sys::close(fd);
                 }
             }

@@ -173,7 +173,7 @@ fn child(c: &Create, parent: libc::pid_t) -> ! {
         if !ok {
             libc::_exit(127);
         }
-        sys::close_from(3, false);
+        sys::close_from(3);
         // Raw system calls: the C library's wrappers keep state in memory
         // that, under CLONE_VM, is the shim's own.
         let set: u64 = 0;

@@ -128,20 +128,13 @@ pub fn kill(pid: libc::pid_t, sig: c_int) -> Result<()> {
     cvt(unsafe { libc::kill(pid, sig) }).map(|_| ())
 }
 
-/// Mark (or close) every descriptor from `first` up.
-pub fn close_from(first: c_int, cloexec_only: bool) {
-    let flags = if cloexec_only { libc::CLOSE_RANGE_CLOEXEC as c_int } else { 0 };
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, !0u32, flags) };
+/// Close every descriptor from `first` up.
+pub fn close_from(first: c_int) {
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, !0u32, 0) };
     if r < 0 {
-        // Kernels before 5.9 (or 5.11 for CLOEXEC): walk a bounded range.
-        let mut fd = first;
-        while fd < 4096 {
-            if cloexec_only {
-                let _ = set_cloexec(fd);
-            } else {
-                close(fd);
-            }
-            fd += 1;
+        // Kernels before 5.9: walk a bounded range.
+        for fd in first..4096 {
+            close(fd);
         }
     }
 }
@@ -160,7 +153,7 @@ pub fn close_from_except(first: c_int, keep: &[c_int]) {
                 from = k + 1;
             }
             None => {
-                close_from(from, false);
+                close_from(from);
                 return;
             }
         }
@@ -168,7 +161,7 @@ pub fn close_from_except(first: c_int, keep: &[c_int]) {
 }
 
 /// Current wall-clock time, by the system call itself: the daemon unmaps
-/// the vDSO (see `drop_vdso`), so the C library's fast path must not be
+/// the vDSO (see `drop_mappings` and `restack`), so the C library's fast path must not be
 /// used. One call per read from the container, not per line.
 pub fn now() -> libc::timespec {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

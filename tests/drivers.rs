@@ -100,7 +100,16 @@ fn rotation_keeps_the_previous_file() {
     all.extend_from_slice(&cur);
     let log = Log::parse(&all).unwrap();
     let text = String::from_utf8(log.stream(Stream::Stdout)).unwrap();
-    let nums: Vec<usize> = text.lines().map(|l| l.split('-').nth(1).unwrap().parse().unwrap()).collect();
+    // FILE.1 may open with the rest of a line whose start (a P record) was
+    // in an older file, already replaced: one such fragment, no more.
+    let mut lines: Vec<&str> = text.lines().collect();
+    if lines.first().is_some_and(|l| !l.starts_with("line-")) {
+        lines.remove(0);
+    }
+    let nums: Vec<usize> = lines
+        .iter()
+        .map(|l| l.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a whole line: {l:?}")))
+        .collect();
     assert_eq!(*nums.last().unwrap(), 3000, "the newest line is kept");
     for w in nums.windows(2) {
         assert_eq!(w[1], w[0] + 1, "contiguous lines across FILE.1 and FILE");

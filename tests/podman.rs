@@ -339,8 +339,14 @@ fn log_files(p: &Podman, shim: Shim, name: &str) -> (PathBuf, Vec<u8>, Option<Ve
     (path, cur, old)
 }
 
+/// The numbered lines of a log file. A file after a rotation may open with
+/// the rest of a line begun (as a P record) in the file before it: one such
+/// leading fragment is skipped, nothing else.
 fn numbered_stdout(shim: Shim, what: &str, data: &[u8]) -> Vec<u64> {
-    let lines = log_lines(data, Stream::Stdout).unwrap_or_else(|e| panic!("[{shim}] {what} is not a k8s-file log: {e}"));
+    let mut lines = log_lines(data, Stream::Stdout).unwrap_or_else(|e| panic!("[{shim}] {what} is not a k8s-file log: {e}"));
+    if lines.first().is_some_and(|l| !l.starts_with("line-")) {
+        lines.remove(0);
+    }
     numbered(&lines, "line-").unwrap_or_else(|e| panic!("[{shim}] {what}: {e}"))
 }
 

@@ -13,28 +13,42 @@ die() { echo "demo: $*" >&2; exit 1; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is missing: apt-get install $2"; }
 
-run_demo() {
+# Checks, a temp dir named after the mode, a runc root, and a cleanup that
+# stops and deletes the container and removes everything.
+prepare() {
 	[ -x "$BIN" ] || die "$BIN does not exist: build it first: make build"
 	PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 	need runc runc
 	[ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
 	case "$BIN" in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
-
-	tmp=$(mktemp -d /tmp/shimlet-demo.XXXXXX)
-	id=shimlet-demo-$$
+	tmp=$(mktemp -d "/tmp/shimlet-$1.XXXXXX")
+	id=shimlet-$1-$$
 	root=$tmp/runc
-	cleanup() {
-		runc --root "$root" delete -f "$id" >/dev/null 2>&1 || true
-		rm -rf "$tmp"
-	}
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
-
-	# A busybox root filesystem.
 	mkdir -p "$tmp/bundle/rootfs/bin" "$root"
 	cp /bin/busybox "$tmp/bundle/rootfs/bin/busybox"
-	for a in sh echo printf sleep; do ln -s busybox "$tmp/bundle/rootfs/bin/$a"; done
-	for d in proc sys dev tmp etc; do mkdir -p "$tmp/bundle/rootfs/$d"; done
+	for d in proc sys dev tmp etc root; do mkdir -p "$tmp/bundle/rootfs/$d"; done
+}
+
+cleanup() {
+	runc --root "$root" kill "$id" KILL >/dev/null 2>&1 || true
+	i=0
+	while [ ! -e "$tmp/status" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+	runc --root "$root" delete -f "$id" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+
+# Busybox applets as symlinks in the rootfs.
+applets() {
+	for a in "$@"; do
+		[ "$a" = busybox ] || ln -s busybox "$tmp/bundle/rootfs/bin/$a"
+	done
+}
+
+run_demo() {
+	prepare demo
+	applets sh echo printf sleep
 
 	# The bundle: runc's default spec, without a terminal, running a script
 	# that writes to both streams, ends stdout without a newline and exits 3.
@@ -79,32 +93,9 @@ run_demo() {
 # reached through `shimlet attach`. Detach with ctrl-p ctrl-q (the
 # container is then stopped and removed by this script), or type `exit`.
 shell_demo() {
-	[ -x "$BIN" ] || die "$BIN does not exist: build it first: make build"
-	PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
-	need runc runc
-	[ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
 	[ -t 0 ] || die "make shell needs a terminal on stdin"
-	case "$BIN" in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
-
-	tmp=$(mktemp -d /tmp/shimlet-shell.XXXXXX)
-	id=shimlet-shell-$$
-	root=$tmp/runc
-	cleanup() {
-		runc --root "$root" kill "$id" KILL >/dev/null 2>&1 || true
-		i=0
-		while [ ! -e "$tmp/status" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
-		runc --root "$root" delete -f "$id" >/dev/null 2>&1 || true
-		rm -rf "$tmp"
-	}
-	trap cleanup EXIT
-	trap 'exit 130' INT TERM
-
-	mkdir -p "$tmp/bundle/rootfs/bin" "$root"
-	cp /bin/busybox "$tmp/bundle/rootfs/bin/busybox"
-	for a in $(/bin/busybox --list); do
-		[ "$a" = busybox ] || ln -s busybox "$tmp/bundle/rootfs/bin/$a"
-	done
-	for d in proc sys dev tmp etc root; do mkdir -p "$tmp/bundle/rootfs/$d"; done
+	prepare shell
+	applets $(/bin/busybox --list)
 	(cd "$tmp/bundle" && runc spec) # terminal: true, args: ["sh"]
 
 	"$BIN" --id "$id" --bundle "$tmp/bundle" --runtime-arg="--root=$root" \

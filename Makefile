@@ -2,13 +2,14 @@
 # Every target installs what it lacks (as root, via apt-get / rustup) and says so.
 
 TARGET   := x86_64-unknown-linux-musl
+AARCH64  := aarch64-unknown-linux-musl
 BIN      := target/$(TARGET)/release/shimlet
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 CARGO    ?= cargo
 export SHIMLET_BIN := $(abspath $(BIN))
 
-.PHONY: all build test unit integration run shell bench bench-scale install clean deps-build deps-test size
+.PHONY: all build aarch64 test unit unit-aarch64 integration lint run shell bench bench-scale install clean deps-build deps-aarch64 deps-test size
 
 all: build
 
@@ -17,6 +18,15 @@ deps-build:
 	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || { \
 	  echo "make: adding the Rust target $(TARGET) (rustup target add)"; \
 	  rustup target add $(TARGET); }
+
+# aarch64: rust-lld links it (no cross toolchain), qemu-user runs its tests.
+deps-aarch64:
+	@rustup target list --installed 2>/dev/null | grep -qx $(AARCH64) || { \
+	  echo "make: adding the Rust target $(AARCH64) (rustup target add)"; \
+	  rustup target add $(AARCH64); }
+	@command -v qemu-aarch64 >/dev/null || { \
+	  echo "make: installing qemu-user (apt-get), to run the aarch64 unit tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
 
 # Debian packages the tests and the demo run against.
 TEST_PKGS := runc busybox-static conmon podman
@@ -35,6 +45,10 @@ build: deps-build
 size: build
 	@stat -c '%s bytes %n' $(BIN); file $(BIN)
 
+aarch64: deps-aarch64
+	$(CARGO) build --release --locked --target $(AARCH64) -p shimlet
+	@echo "built target/$(AARCH64)/release/shimlet: $$(stat -c %s target/$(AARCH64)/release/shimlet) bytes"
+
 # --- tests -----------------------------------------------------------------
 unit:
 	$(CARGO) test --locked -p shimlet
@@ -42,8 +56,19 @@ unit:
 integration: build deps-test
 	$(CARGO) test --locked -p shimlet-tests
 
+# The unit tests of the aarch64 build, under qemu-user.
+unit-aarch64: deps-aarch64
+	$(CARGO) test --locked --target $(AARCH64) -p shimlet
+
 test: build deps-test
 	$(CARGO) test --locked --workspace --exclude shimlet-bench
+	$(MAKE) --no-print-directory unit-aarch64
+
+# Formatting and lints, as CI checks them.
+lint: deps-aarch64
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --target $(AARCH64) -p shimlet --all-targets -- -D warnings
 
 # --- demo ------------------------------------------------------------------
 run: build deps-test

@@ -75,8 +75,10 @@ impl<const N: usize> Default for Buf<N> {
     }
 }
 
+/// Linux's longest path, NUL included.
+pub const PATH_MAX: usize = 4096;
 /// Room for any Linux path plus its NUL.
-pub type PathBuf = Buf<{ libc::PATH_MAX as usize }>;
+pub type PathBuf = Buf<PATH_MAX>;
 
 /// Decimal digits of `v` in `tmp`.
 pub fn fmt_u64(mut v: u64, tmp: &mut [u8; 20]) -> &[u8] {
@@ -113,12 +115,41 @@ pub fn parse_u64(s: &[u8], max: u64) -> Option<u64> {
     Some(v)
 }
 
+/// Position of the first `byte` in `s`, a word at a time (the log writer
+/// calls this for every line).
+#[inline]
+pub fn find_byte(byte: u8, s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * byte as u64;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        let x = u64::from_le_bytes(w) ^ pat;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&b| b == byte).map(|p| i + p)
+}
+
 pub fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
-        if first.is_ascii_whitespace() { s = rest } else { break }
+        if first.is_ascii_whitespace() {
+            s = rest
+        } else {
+            break;
+        }
     }
     while let [rest @ .., last] = s {
-        if last.is_ascii_whitespace() { s = rest } else { break }
+        if last.is_ascii_whitespace() {
+            s = rest
+        } else {
+            break;
+        }
     }
     s
 }
@@ -146,6 +177,22 @@ mod tests {
         b.push_u64(u64::MAX);
         assert_eq!(b.as_bytes(), b"0 -42 18446744073709551615");
         assert_eq!(b.as_cstr().unwrap().to_bytes(), b"0 -42 18446744073709551615");
+    }
+
+    #[test]
+    fn finds_bytes_like_position() {
+        let mut seed = 7u32;
+        for len in 0..80 {
+            for _ in 0..20 {
+                let v: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        [b'a', b'\n', 0x80, 0x0a ^ 0x80, 0xff][(seed >> 16) as usize % 5]
+                    })
+                    .collect();
+                assert_eq!(find_byte(b'\n', &v), v.iter().position(|&b| b == b'\n'), "{v:?}");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use core::ffi::{c_int, CStr};
 
 use crate::buf::Buf;
 use crate::sock;
-use crate::sys::{self, Errno};
+use crate::sys::{self, Errno, OFlags, OwnedFd};
 
 pub const DEFAULT_DETACH: &[u8] = b"ctrl-p,ctrl-q";
 
@@ -103,29 +103,24 @@ impl Matcher {
     }
 }
 
+/// The terminal on stdin, in raw mode while attached.
 struct Tty {
-    saved: Option<libc::termios>,
+    saved: Option<sys::Termios>,
 }
 
 impl Tty {
     fn raw() -> Tty {
-        unsafe {
-            if libc::isatty(0) == 0 {
-                return Tty { saved: None };
-            }
-            let mut t: libc::termios = core::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return Tty { saved: None };
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(0, libc::TCSADRAIN, &t);
-            Tty { saved: Some(saved) }
+        let stdin = sys::borrow(0);
+        if !sys::is_tty(stdin) {
+            return Tty { saved: None };
         }
+        let Some(t) = sys::tty_get(stdin) else { return Tty { saved: None } };
+        sys::tty_set(stdin, &sys::tty_raw(&t));
+        Tty { saved: Some(t) }
     }
     fn restore(&self) {
-        if let Some(t) = self.saved {
-            unsafe { libc::tcsetattr(0, libc::TCSADRAIN, &t) };
+        if let Some(t) = &self.saved {
+            sys::tty_set(sys::borrow(0), t);
         }
     }
 }
@@ -137,22 +132,17 @@ fn say(parts: &[&[u8]]) {
         m.push(p);
     }
     m.push(b"\r\n");
-    let _ = sys::write_all(2, m.as_bytes());
+    let _ = sys::write_all(sys::borrow(2), m.as_bytes());
 }
 
-fn send_size(ctl: c_int) {
-    if ctl < 0 {
-        return;
-    }
-    let mut ws: libc::winsize = unsafe { core::mem::zeroed() };
-    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } != 0 {
-        return;
-    }
+fn send_size(ctl: Option<&OwnedFd>) {
+    let Some(ctl) = ctl else { return };
+    let Some((rows, cols)) = sys::tty_size(sys::borrow(0)) else { return };
     let mut l: Buf<32> = Buf::new();
     l.push(b"1 ");
-    l.push_u64(ws.ws_row as u64);
+    l.push_u64(rows as u64);
     l.push(b" ");
-    l.push_u64(ws.ws_col as u64);
+    l.push_u64(cols as u64);
     l.push(b"\n");
     let _ = sys::write(ctl, l.as_bytes());
 }
@@ -194,7 +184,7 @@ pub fn main<'a>(mut args: impl Iterator<Item = &'a CStr>) -> c_int {
                 }
             }
             b"--help" | b"-h" => {
-                let _ = sys::write_all(1, USAGE);
+                let _ = sys::write_all(sys::borrow(1), USAGE);
                 return 0;
             }
             _ if w.starts_with(b"-") => {
@@ -209,95 +199,92 @@ pub fn main<'a>(mut args: impl Iterator<Item = &'a CStr>) -> c_int {
         }
     }
     let Some(socket) = socket else {
-        let _ = sys::write_all(2, USAGE);
+        let _ = sys::write_all(sys::borrow(2), USAGE);
         return 2;
     };
     let Some(keys) = parse_keys(keys_s) else {
         say(&[b"invalid detach keys '", keys_s, b"'"]);
         return 2;
     };
-    let fd = match sock::connect(socket, libc::SOCK_SEQPACKET) {
+    let fd = match sock::connect(socket, sock::SEQPACKET) {
         Ok(fd) => fd,
         Err(e) => {
-            say(&[b"cannot connect to ", socket.to_bytes(), b": ", e.text()]);
+            say(&[b"cannot connect to ", socket.to_bytes(), b": ", sys::text(e)]);
             return 1;
         }
     };
     let ctl = match ctl_path {
-        Some(p) => match sys::open(p, libc::O_WRONLY | libc::O_NONBLOCK, 0) {
-            Ok(fd) => fd,
+        Some(p) => match sys::open(p, OFlags::WRONLY | OFlags::NONBLOCK, 0) {
+            Ok(fd) => Some(fd),
             Err(e) => {
-                say(&[b"cannot open ", p.to_bytes(), b": ", e.text()]);
-                -1
+                say(&[b"cannot open ", p.to_bytes(), b": ", sys::text(e)]);
+                None
             }
         },
-        None => -1,
+        None => None,
     };
     // Signals become events, so every exit goes through the restore.
-    let mut mask: libc::sigset_t = unsafe { core::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut mask);
-        for s in [libc::SIGWINCH, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-            libc::sigaddset(&mut mask, s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &mask, core::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let sigfd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };
+    let sigs = [libc::SIGWINCH, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+    sys::block_signals(&sigs);
+    let Ok(sigfd) = sys::signalfd(&sigs) else {
+        say(&[b"signalfd failed"]);
+        return 1;
+    };
     let tty = Tty::raw();
-    send_size(ctl);
-    let code = pump(fd, sigfd, ctl, keys);
+    send_size(ctl.as_ref());
+    let code = pump(&fd, &sigfd, ctl.as_ref(), keys);
     tty.restore();
     code
 }
 
-fn pump(sock: c_int, sigfd: c_int, ctl: c_int, keys: Keys) -> c_int {
+fn pump(sock: &OwnedFd, sigfd: &OwnedFd, ctl: Option<&OwnedFd>, keys: Keys) -> c_int {
+    use rustix::event::{poll, PollFd, PollFlags};
     let mut m = Matcher::new(keys);
     let mut stdin_open = true;
-    let mut buf = [0u8; attach_buf()];
+    let mut buf = [0u8; crate::attach::RECORD + 1];
     loop {
         let mut p = [
-            libc::pollfd { fd: sock, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            PollFd::new(sock, PollFlags::IN),
+            PollFd::new(sigfd, PollFlags::IN),
+            PollFd::from_borrowed_fd(sys::borrow(0), PollFlags::IN),
         ];
-        if unsafe { libc::poll(p.as_mut_ptr(), 3, -1) } < 0 {
-            if Errno::last().0 == libc::EINTR {
-                continue;
-            }
-            return 1;
+        let n = if stdin_open { 3 } else { 2 };
+        match poll(&mut p[..n], None) {
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(_) => return 1,
         }
-        if p[0].revents != 0 {
-            let n = unsafe { libc::recv(sock, buf.as_mut_ptr() as *mut _, buf.len(), 0) };
-            if n <= 0 {
-                return if n == 0 || Errno::last().0 == libc::ECONNRESET { 0 } else { 1 };
-            }
-            let n = n as usize;
-            let out = if buf[0] == crate::attach::STREAM_STDERR { 2 } else { 1 };
-            let _ = sys::write_all(out, &buf[1..n]);
-        }
-        if p[1].revents != 0 {
-            let mut si: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
-            let sz = core::mem::size_of_val(&si);
-            if unsafe { libc::read(sigfd, &mut si as *mut _ as *mut _, sz) } == sz as isize {
-                if si.ssi_signo as c_int == libc::SIGWINCH {
-                    send_size(ctl);
-                } else {
-                    return 128 + si.ssi_signo as c_int;
+        let ready = [!p[0].revents().is_empty(), !p[1].revents().is_empty(), n == 3 && !p[2].revents().is_empty()];
+        if ready[0] {
+            match sys::retry(|| rustix::net::recv(sock, &mut buf, rustix::net::RecvFlags::empty())) {
+                Ok((0, _)) | Err(Errno::CONNRESET) => return 0,
+                Err(_) => return 1,
+                Ok((n, _)) => {
+                    let out = if buf[0] == crate::attach::STREAM_STDERR { 2 } else { 1 };
+                    let _ = sys::write_all(sys::borrow(out), &buf[1..n.min(buf.len())]);
                 }
             }
         }
-        if p[2].revents != 0 {
+        if ready[1] {
+            match sys::next_signal(sigfd) {
+                Some(libc::SIGWINCH) => send_size(ctl),
+                Some(sig) => return 128 + sig,
+                None => {}
+            }
+        }
+        if ready[2] {
             let mut input = [0u8; 4096];
-            match sys::read(0, &mut input) {
+            match sys::read(sys::borrow(0), &mut input) {
                 Ok(0) | Err(_) => {
                     stdin_open = false;
-                    unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+                    sock::shutdown_write(sock);
                 }
                 Ok(n) => {
                     let mut failed = false;
                     let detach = m.feed(&input[..n], &mut |b| {
-                        if !b.is_empty() && unsafe { libc::send(sock, b.as_ptr() as *const _, b.len(), libc::MSG_NOSIGNAL) } < 0 {
+                        if !b.is_empty()
+                            && sys::retry(|| rustix::net::send(sock, b, rustix::net::SendFlags::NOSIGNAL)).is_err()
+                        {
                             failed = true;
                         }
                     });
@@ -311,10 +298,6 @@ fn pump(sock: c_int, sigfd: c_int, ctl: c_int, keys: Keys) -> c_int {
             }
         }
     }
-}
-
-const fn attach_buf() -> usize {
-    crate::attach::RECORD + 1
 }
 
 #[cfg(test)]

@@ -5,10 +5,8 @@
 //! buffer; a line longer than that buffer is dropped whole (up to its
 //! newline), and anything malformed is ignored, never fatal.
 
-use core::ffi::c_int;
-
-use crate::sock::Place;
-use crate::sys;
+use crate::sock::{self, Place};
+use crate::sys::{self, OFlags, OwnedFd};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmd {
@@ -111,29 +109,37 @@ impl Default for Lines {
 }
 
 /// A FIFO at `p`, 0660, replacing whatever was there.
-pub fn make_fifo_only(p: &Place) -> sys::Result<()> {
-    unsafe { libc::unlinkat(p.dirfd, p.name.as_ptr(), 0) };
-    let old = unsafe { libc::umask(0o077) };
-    let r = unsafe { libc::mkfifoat(p.dirfd, p.name.as_ptr(), 0o660) };
-    unsafe { libc::umask(old) };
-    if r < 0 {
-        return Err(sys::Errno::last());
-    }
-    // mkfifo's mode is filtered by the umask; set it exactly.
-    unsafe { libc::fchmodat(p.dirfd, p.name.as_ptr(), 0o660, 0) };
-    Ok(())
+pub fn make_fifo(p: &Place) -> sys::Result<()> {
+    p.remove();
+    sys::mkfifoat(&p.dir, p.name, 0o660)
 }
 
-/// A FIFO at `p`, opened for reading (non-blocking) plus a writer of our
-/// own, so the reader never sees end-of-file when the manager's writer
-/// closes.
-pub fn make_fifo(p: &Place) -> sys::Result<(c_int, c_int)> {
-    make_fifo_only(p)?;
-    let open = |flags: c_int| sys::cvt(unsafe { libc::openat(p.dirfd, p.name.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC) });
-    let r = open(libc::O_RDONLY)?;
-    let w = open(libc::O_WRONLY);
-    let w_fd = *w.as_ref().unwrap_or(&-1);
-    sys::keep_or_close(r, w).map(|r| (r, w_fd))
+/// The control FIFO of one process: opened for reading (non-blocking)
+/// plus a writer of our own, so the reader never sees end-of-file when the
+/// manager's writer closes.
+pub struct Ctl<'a> {
+    pub r: OwnedFd,
+    _w: Option<OwnedFd>,
+    pub place: Place<'a>,
+    lines: Lines,
+}
+
+impl<'a> Ctl<'a> {
+    pub fn make(place: Place<'a>) -> sys::Result<Ctl<'a>> {
+        make_fifo(&place)?;
+        let r = sock::open_fifo(&place, OFlags::RDONLY)?;
+        let w = sock::open_fifo(&place, OFlags::WRONLY).ok();
+        Ok(Ctl { r, _w: w, place, lines: Lines::new() })
+    }
+
+    /// Read what is there (one bounded read) and hand each complete line's
+    /// command to `f`.
+    pub fn read(&mut self, f: &mut dyn FnMut(Result<Cmd, Bad>)) {
+        let mut chunk = [0u8; 128];
+        if let Ok(n @ 1..) = sys::read(&self.r, &mut chunk) {
+            self.lines.feed(&chunk[..n], f);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +172,10 @@ mod tests {
 
     #[test]
     fn assembles_split_lines() {
-        assert_eq!(feed_all(&[b"1 4", b"0 10", b"0\n2 0 0\n1 1"]), vec![Ok(Cmd::Resize { rows: 40, cols: 100 }), Ok(Cmd::Reopen)]);
+        assert_eq!(
+            feed_all(&[b"1 4", b"0 10", b"0\n2 0 0\n1 1"]),
+            vec![Ok(Cmd::Resize { rows: 40, cols: 100 }), Ok(Cmd::Reopen)]
+        );
     }
 
     #[test]

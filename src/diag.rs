@@ -2,62 +2,60 @@
 //! /dev/null by then): lines appended to `--diag FILE`, and/or datagrams
 //! to syslog's /dev/log with `--syslog`. Never blocking, never fatal: a
 //! diagnostic that cannot be delivered is dropped.
+//!
+//! The sinks are opened once, by the launcher, before the daemon starts,
+//! and only read afterwards: they are the one piece of process-wide state
+//! every module may write to.
 
-use core::ffi::{c_int, CStr};
-use core::ptr::addr_of_mut;
+use core::ffi::CStr;
+use core::ptr::addr_of;
 
 use crate::buf::Buf;
-use crate::sys;
+use crate::sock;
+use crate::sys::{self, AsRawFd, OFlags, OwnedFd, RawFd};
 use crate::timefmt;
 
 struct Sinks {
-    file: c_int,
-    syslog: c_int,
+    file: Option<OwnedFd>,
+    syslog: Option<OwnedFd>,
     id: Option<&'static CStr>,
 }
 
-static mut SINKS: Sinks = Sinks { file: -1, syslog: -1, id: None };
+static mut SINKS: Sinks = Sinks { file: None, syslog: None, id: None };
 
-fn sinks() -> &'static mut Sinks {
-    unsafe { &mut *addr_of_mut!(SINKS) }
+fn sinks() -> &'static Sinks {
+    // SAFETY: written only by `open`, before the daemon's loop starts and
+    // before any reader exists; the process has one thread.
+    unsafe { &*addr_of!(SINKS) }
 }
 
-/// Open the sinks (before detaching, so a bad path is reported).
+/// Open the sinks (before detaching, so a bad path is reported). Called
+/// once.
 pub fn open(file: Option<&CStr>, syslog: bool, id: Option<&'static CStr>) -> sys::Result<()> {
-    let s = sinks();
-    s.id = id;
-    if let Some(path) = file {
-        s.file = sys::open(path, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)?;
+    let file = match file {
+        Some(path) => Some(sys::open(path, OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE, 0o600)?),
+        None => None,
+    };
+    let syslog = if syslog { sock::connect_dgram(c"/dev/log").ok() } else { None };
+    if file.is_none() && syslog.is_none() {
+        // Nothing to say it to: the page stays untouched.
+        return Ok(());
     }
-    if syslog {
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
-        if fd >= 0 {
-            let mut a: libc::sockaddr_un = unsafe { core::mem::zeroed() };
-            a.sun_family = libc::AF_UNIX as libc::sa_family_t;
-            for (d, s) in a.sun_path.iter_mut().zip(b"/dev/log") {
-                *d = *s as libc::c_char;
-            }
-            let len = (core::mem::size_of::<libc::sa_family_t>() + 9) as libc::socklen_t;
-            if unsafe { libc::connect(fd, &a as *const _ as *const libc::sockaddr, len) } == 0 {
-                s.syslog = fd;
-            } else {
-                sys::close(fd);
-            }
-        }
-    }
+    // SAFETY: see `sinks`: this is the one write, made before any read.
+    unsafe { *core::ptr::addr_of_mut!(SINKS) = Sinks { file, syslog, id } };
     Ok(())
 }
 
 /// The descriptors to keep when everything else is closed.
-pub fn fds() -> [c_int; 2] {
+pub fn fds() -> [RawFd; 2] {
     let s = sinks();
-    [s.file, s.syslog]
+    [s.file.as_ref().map_or(-1, |f| f.as_raw_fd()), s.syslog.as_ref().map_or(-1, |f| f.as_raw_fd())]
 }
 
 /// One diagnostic line, made of `parts`.
 pub fn warn(parts: &[&[u8]]) {
     let s = sinks();
-    if s.file < 0 && s.syslog < 0 {
+    if s.file.is_none() && s.syslog.is_none() {
         return;
     }
     let mut msg: Buf<512> = Buf::new();
@@ -68,7 +66,7 @@ pub fn warn(parts: &[&[u8]]) {
     for p in parts {
         msg.push(p);
     }
-    if s.file >= 0 {
+    if let Some(f) = &s.file {
         let mut line: Buf<600> = Buf::new();
         line.push(&timefmt::now());
         line.push(b" shimlet[");
@@ -76,20 +74,32 @@ pub fn warn(parts: &[&[u8]]) {
         line.push(b"]: ");
         line.push(msg.as_bytes());
         line.push(b"\n");
-        let _ = sys::write(s.file, line.as_bytes());
+        let _ = sys::write(f, line.as_bytes());
     }
-    if s.syslog >= 0 {
+    if let Some(l) = &s.syslog {
         // daemon.warning
         let mut d: Buf<600> = Buf::new();
         d.push(b"<28>shimlet[");
         d.push_u64(sys::getpid() as u64);
         d.push(b"]: ");
         d.push(msg.as_bytes());
-        unsafe { libc::send(s.syslog, d.as_bytes().as_ptr() as *const _, d.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        let _ = sock::send(l, d.as_bytes());
     }
 }
 
 /// `warn` with an errno's text appended.
 pub fn warn_errno(what: &[u8], e: sys::Errno) {
-    warn(&[what, b": ", e.text()]);
+    warn(&[what, b": ", sys::text(e)]);
+}
+
+/// `shimlet: ` and the parts on stderr, then a newline (before detaching,
+/// or in `--sync` mode, where stderr is the caller's).
+pub fn say(parts: &[&[u8]]) {
+    let mut m: Buf<1024> = Buf::new();
+    m.push(b"shimlet: ");
+    for p in parts {
+        m.push(p);
+    }
+    m.push(b"\n");
+    let _ = sys::write_all(sys::borrow(2), m.as_bytes());
 }

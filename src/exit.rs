@@ -57,11 +57,11 @@ pub fn write_exit_file(dir: &CStr, id: &CStr, code: i32, path: &mut PathBuf, tmp
     path.clear();
     let fits = path.push(dir.to_bytes()) && path.push(b"/") && path.push(id.to_bytes());
     if !fits {
-        return Err(sys::Errno(libc::ENAMETOOLONG));
+        return Err(sys::Errno::NAMETOOLONG);
     }
     let mut num: Buf<12> = Buf::new();
     num.push_i64(code as i64);
-    let p = path.as_cstr().ok_or(sys::Errno(libc::ENAMETOOLONG))?;
+    let p = path.as_cstr().ok_or(sys::Errno::NAMETOOLONG)?;
     sys::write_file_atomic(p, tmp, num.as_bytes(), 0o644)
 }
 
@@ -81,6 +81,9 @@ mod tests {
     fn line_is_fixed_order() {
         let st = timefmt::format(0, 0);
         let l = status_line(b"exited", Ended { code: 137, signal: 9 }, false, 4242, &st, 0);
-        assert_eq!(l.as_bytes(), b"exited code=137 signal=9 oom=0 pid=4242 at=1970-01-01T00:00:00.000000000+00:00 lost=0\n");
+        assert_eq!(
+            l.as_bytes(),
+            b"exited code=137 signal=9 oom=0 pid=4242 at=1970-01-01T00:00:00.000000000+00:00 lost=0\n"
+        );
     }
 }

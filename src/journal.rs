@@ -6,23 +6,23 @@
 //! --log-tag), PRIORITY 6 (stdout) or 3 (stderr), and
 //! CONTAINER_PARTIAL_MESSAGE=true for a piece without its newline.
 
-use core::ffi::{c_int, CStr};
+use core::ffi::CStr;
 
 use crate::buf::Buf;
 use crate::logfile::{for_each_record, Stream};
-use crate::sys::{self, Errno};
+use crate::sock;
+use crate::sys::{self, Errno, OwnedFd};
 
 pub const SOCKET: &CStr = c"/run/systemd/journal/socket";
 
 /// The socket: journald's, or `$SHIMLET_JOURNAL_SOCKET` (for tests and
 /// for hosts that put it elsewhere).
 pub fn socket_path() -> &'static CStr {
-    let p = unsafe { libc::getenv(c"SHIMLET_JOURNAL_SOCKET".as_ptr()) };
-    if p.is_null() { SOCKET } else { unsafe { CStr::from_ptr(p) } }
+    sys::getenv(c"SHIMLET_JOURNAL_SOCKET").unwrap_or(SOCKET)
 }
 
 pub struct Journal {
-    fd: c_int,
+    fd: OwnedFd,
     /// The fields every record carries, ready to send.
     fields: Buf<640>,
     pub lost: u64,
@@ -30,26 +30,11 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(id: &CStr, name: Option<&CStr>, tag: Option<&CStr>) -> sys::Result<Journal> {
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
-        if fd < 0 {
-            return Err(Errno::last());
+        let path = socket_path();
+        if path.to_bytes().len() >= 108 {
+            return Err(Errno::NAMETOOLONG);
         }
-        let mut a: libc::sockaddr_un = unsafe { core::mem::zeroed() };
-        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let path = socket_path().to_bytes();
-        if path.len() >= a.sun_path.len() {
-            sys::close(fd);
-            return Err(Errno(libc::ENAMETOOLONG));
-        }
-        for (d, s) in a.sun_path.iter_mut().zip(path) {
-            *d = *s as libc::c_char;
-        }
-        let len = (core::mem::size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
-        if unsafe { libc::connect(fd, &a as *const _ as *const libc::sockaddr, len) } < 0 {
-            let e = Errno::last();
-            sys::close(fd);
-            return Err(e);
-        }
+        let fd = sock::connect_dgram(path)?;
         let mut f: Buf<640> = Buf::new();
         let id = id.to_bytes();
         f.push(b"CONTAINER_ID_FULL=");
@@ -79,12 +64,8 @@ impl Journal {
             let msg = if full { &seg[..seg.len() - 1] } else { seg };
             let partial: &[u8] = if full { b"" } else { b"CONTAINER_PARTIAL_MESSAGE=true\n" };
             let len = (msg.len() as u64).to_le_bytes();
-            let io = |s: &[u8]| libc::iovec { iov_base: s.as_ptr() as *mut _, iov_len: s.len() };
-            let mut iov = [io(self.fields.as_bytes()), io(prio), io(partial), io(b"MESSAGE\n"), io(&len), io(msg), io(b"\n")];
-            let mut m: libc::msghdr = unsafe { core::mem::zeroed() };
-            m.msg_iov = iov.as_mut_ptr();
-            m.msg_iovlen = iov.len() as _;
-            if unsafe { libc::sendmsg(self.fd, &m, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) } < 0 {
+            let parts = [self.fields.as_bytes(), prio, partial, b"MESSAGE\n", &len, msg, b"\n"];
+            if sock::send_parts(&self.fd, &parts).is_err() {
                 self.lost += msg.len() as u64;
             }
         });

@@ -12,9 +12,11 @@
 //! Records of one read are gathered into one `writev`, so the cost is one
 //! syscall per read rather than one per line.
 
-use core::ffi::{c_int, CStr};
+use core::ffi::CStr;
 
-use crate::sys::{self, Errno};
+use rustix::io::IoSlice;
+
+use crate::sys::{self, Errno, OFlags, OwnedFd};
 use crate::timefmt;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,20 +34,10 @@ impl Stream {
     }
 }
 
-/// Position of the first `\n` in `s` (the C library's memchr is word-wise).
-#[inline]
-fn find_newline(s: &[u8]) -> Option<usize> {
-    if s.is_empty() {
-        return None;
-    }
-    let p = unsafe { libc::memchr(s.as_ptr() as *const _, b'\n' as c_int, s.len()) };
-    if p.is_null() { None } else { Some(p as usize - s.as_ptr() as usize) }
-}
-
 /// Cut `data` into records: `f(true, line_with_its_newline)` for each
 /// complete line, then `f(false, rest)` for a trailing piece, if any.
 pub fn for_each_record(mut data: &[u8], mut f: impl FnMut(bool, &[u8])) {
-    while let Some(i) = find_newline(data) {
+    while let Some(i) = crate::buf::find_byte(b'\n', data) {
         f(true, &data[..=i]);
         data = &data[i + 1..];
     }
@@ -69,7 +61,7 @@ pub fn header(stamp: &timefmt::Stamp, stream: Stream, full: bool) -> [u8; HEADER
 const IOV_MAX: usize = 128;
 
 pub struct LogFile<'a> {
-    fd: c_int,
+    fd: Option<OwnedFd>,
     path: Option<&'a CStr>,
     /// Rotate to `PATH.1` before the file would pass this size (0: never).
     max_size: u64,
@@ -90,16 +82,31 @@ pub struct LogFile<'a> {
 impl<'a> LogFile<'a> {
     /// No log: output is read and dropped.
     pub const fn none() -> Self {
-        LogFile { fd: -1, path: None, max_size: 0, global_max: 0, size: 0, total: 0, rotations: 0, lost: 0, written: 0, last_error: None }
+        LogFile {
+            fd: None,
+            path: None,
+            max_size: 0,
+            global_max: 0,
+            size: 0,
+            total: 0,
+            rotations: 0,
+            lost: 0,
+            written: 0,
+            last_error: None,
+        }
     }
 
     pub fn open(path: &'a CStr) -> sys::Result<Self> {
         let fd = Self::open_fd(path)?;
         let mut l = Self::none();
-        l.fd = fd;
+        l.size = sys::file_size(&fd);
+        l.fd = Some(fd);
         l.path = Some(path);
-        l.size = file_size(fd);
         Ok(l)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.fd.is_some()
     }
 
     /// `max_size`: rotate before passing it; `global_max`: stop after it.
@@ -108,15 +115,15 @@ impl<'a> LogFile<'a> {
         self.global_max = global_max.unwrap_or(0);
     }
 
-    fn open_fd(path: &CStr) -> sys::Result<c_int> {
-        sys::open(path, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)
+    fn open_fd(path: &CStr) -> sys::Result<OwnedFd> {
+        sys::open(path, OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE, 0o600)
     }
 
     /// Keep the full file as `PATH.1` (replacing an older one) and start
     /// a new one. conmon 2.1.6 truncates instead, losing the old lines.
     fn rotate(&mut self) {
         let Some(path) = self.path else { return };
-        let mut old: crate::buf::PathBuf = crate::buf::PathBuf::new();
+        let mut old = crate::buf::PathBuf::new();
         old.push(path.to_bytes());
         if !old.push(b".1") {
             return;
@@ -127,8 +134,7 @@ impl<'a> LogFile<'a> {
         }
         match Self::open_fd(path) {
             Ok(fd) => {
-                sys::close(self.fd);
-                self.fd = fd;
+                self.fd = Some(fd);
                 self.size = 0;
                 self.rotations += 1;
             }
@@ -137,127 +143,95 @@ impl<'a> LogFile<'a> {
         }
     }
 
-    pub fn fd(&self) -> c_int {
-        self.fd
-    }
-
     /// Reopen by path (after someone rotated the file away). On failure the
     /// old descriptor is kept, so writing goes on somewhere.
     pub fn reopen(&mut self) -> sys::Result<()> {
         let Some(path) = self.path else { return Ok(()) };
         let fd = Self::open_fd(path)?;
-        sys::close(self.fd);
-        self.fd = fd;
-        self.size = file_size(fd);
+        self.size = sys::file_size(&fd);
+        self.fd = Some(fd);
         Ok(())
     }
 
     pub fn sync(&self) -> sys::Result<()> {
-        if self.fd < 0 { Ok(()) } else { sys::fsync(self.fd) }
+        match &self.fd {
+            Some(fd) => sys::fsync(fd),
+            None => Ok(()),
+        }
+    }
+
+    /// Write one batch of iovecs, within the limits.
+    fn flush(&mut self, iov: &mut [IoSlice<'_>], payload: usize) {
+        // Sizes are only needed for --log-size-max / --log-global-size-max.
+        let limited = self.max_size > 0 || self.global_max > 0;
+        let bytes: u64 = if limited { iov.iter().map(|v| v.as_slice().len() as u64).sum() } else { 0 };
+        if self.global_max > 0 && self.total + bytes > self.global_max {
+            self.lost += payload as u64;
+            return;
+        }
+        if self.max_size > 0 && self.size > 0 && self.size + bytes > self.max_size {
+            self.rotate();
+        }
+        let Some(fd) = &self.fd else { return };
+        match sys::writev_all(fd, iov) {
+            Ok(()) => {
+                self.size += bytes;
+                self.total += bytes;
+                self.written += payload as u64;
+            }
+            Err((done, e)) => {
+                // A record cut short (disk full mid-write) would have the
+                // next one glued to it: cut the file back to where this
+                // batch began, so it holds whole records only.
+                if done > 0 {
+                    sys::truncate_tail(fd, done as u64);
+                }
+                self.lost += payload as u64;
+                self.last_error = Some(e);
+            }
+        }
     }
 
     /// Log one read's worth of output from `stream`.
     pub fn write(&mut self, stream: Stream, data: &[u8], stamp: &timefmt::Stamp) {
-        if self.fd < 0 || data.is_empty() {
+        if self.fd.is_none() || data.is_empty() {
             return;
         }
         let full = header(stamp, stream, true);
         let part = header(stamp, stream, false);
-        let empty = libc::iovec { iov_base: core::ptr::null_mut(), iov_len: 0 };
-        let mut iov = [empty; IOV_MAX];
+        let mut iov: [IoSlice<'_>; IOV_MAX] = core::array::from_fn(|_| IoSlice::new(&[]));
         let mut n = 0;
         let mut payload = 0usize;
-        let flush = |iov: &mut [libc::iovec], payload: &mut usize, this: &mut Self| {
-            // Sizes are only needed for --log-size-max / --log-global-size-max.
-            let limited = this.max_size > 0 || this.global_max > 0;
-            let bytes: u64 = if limited { iov.iter().map(|v| v.iov_len as u64).sum() } else { 0 };
-            if this.global_max > 0 && this.total + bytes > this.global_max {
-                this.lost += *payload as u64;
-                *payload = 0;
-                return;
-            }
-            if this.max_size > 0 && this.size > 0 && this.size + bytes > this.max_size {
-                this.rotate();
-            }
-            match writev_all(this.fd, iov) {
-                Ok(()) => {
-                    this.size += bytes;
-                    this.total += bytes;
-                    this.written += *payload as u64;
-                }
-                Err((done, e)) => {
-                    // A record cut short (disk full mid-write) would have
-                    // the next one glued to it: cut the file back to where
-                    // this batch began, so it holds whole records only.
-                    if done > 0 {
-                        let end = unsafe { libc::lseek(this.fd, 0, libc::SEEK_END) };
-                        if end >= done as i64 {
-                            unsafe { libc::ftruncate(this.fd, end - done as i64) };
-                        }
-                    }
-                    this.lost += *payload as u64;
-                    this.last_error = Some(e);
-                }
-            }
-            *payload = 0;
-        };
-        let io = |s: &[u8]| libc::iovec { iov_base: s.as_ptr() as *mut _, iov_len: s.len() };
-        for_each_record(data, |is_full, seg| {
+        let mut rest = data;
+        // Records of this read, batched: 64 per writev.
+        loop {
+            let (seg, is_full) = match crate::buf::find_byte(b'\n', rest) {
+                Some(i) => (&rest[..=i], true),
+                None if !rest.is_empty() => (rest, false),
+                None => break,
+            };
+            rest = &rest[seg.len()..];
             if n + 3 > IOV_MAX {
-                flush(&mut iov[..n], &mut payload, self);
+                self.flush(&mut iov[..n], payload);
                 n = 0;
+                payload = 0;
             }
             if is_full {
-                iov[n] = io(&full);
-                iov[n + 1] = io(seg);
+                iov[n] = IoSlice::new(&full);
+                iov[n + 1] = IoSlice::new(seg);
                 n += 2;
             } else {
-                iov[n] = io(&part);
-                iov[n + 1] = io(seg);
-                iov[n + 2] = io(b"\n");
+                iov[n] = IoSlice::new(&part);
+                iov[n + 1] = IoSlice::new(seg);
+                iov[n + 2] = IoSlice::new(b"\n");
                 n += 3;
             }
             payload += seg.len();
-        });
+        }
         if n > 0 {
-            flush(&mut iov[..n], &mut payload, self);
+            self.flush(&mut iov[..n], payload);
         }
     }
-}
-
-fn file_size(fd: c_int) -> u64 {
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } == 0 { st.st_size as u64 } else { 0 }
-}
-
-/// writev until everything is out, resuming after short writes (a regular
-/// file gives one when the disk fills mid-write).
-/// On failure: how many bytes did go out, and why the rest did not.
-fn writev_all(fd: c_int, mut iov: &mut [libc::iovec]) -> Result<(), (usize, Errno)> {
-    let mut total = 0usize;
-    while !iov.is_empty() {
-        let cnt = iov.len() as c_int;
-        let mut done = sys::retry(|| {
-            let r = unsafe { libc::writev(fd, iov.as_ptr(), cnt) };
-            if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
-        })
-        .map_err(|e| (total, e))?;
-        if done == 0 {
-            return Err((total, Errno(libc::EIO)));
-        }
-        total += done;
-        while let Some(first) = iov.first_mut() {
-            if done >= first.iov_len {
-                done -= first.iov_len;
-                iov = &mut iov[1..];
-            } else {
-                first.iov_base = unsafe { (first.iov_base as *mut u8).add(done) } as *mut _;
-                first.iov_len -= done;
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -322,7 +296,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shimlet-rotate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log");
-        let cpath: &'static CStr = Box::leak(std::ffi::CString::new(path.to_str().unwrap()).unwrap().into_boxed_c_str());
+        let cpath: &'static CStr =
+            Box::leak(std::ffi::CString::new(path.to_str().unwrap()).unwrap().into_boxed_c_str());
         let mut log = LogFile::open(cpath).unwrap();
         log.limit(Some(1000), None);
         let st = timefmt::format(0, 0);

@@ -2,15 +2,18 @@
 #![no_std]
 #![no_main]
 
-// The C library (musl, linked statically) provides the syscalls' wrappers,
-// `_start` and `environ`.
+// The C library (musl, linked statically) provides `_start`, `environ`
+// and the few calls `sys` lists.
 #[link(name = "c")]
 extern "C" {}
 
+/// # Safety
+/// Called once by the C runtime with `argc` valid C strings in `argv` that
+/// live as long as the process.
 #[no_mangle]
-pub extern "C" fn main(argc: core::ffi::c_int, argv: *const *const core::ffi::c_char) -> core::ffi::c_int {
-    // argv lives as long as the process; the option values borrow it.
-    unsafe { shimlet::launch::main(argc, argv) }
+pub unsafe extern "C" fn main(argc: core::ffi::c_int, argv: *const *const core::ffi::c_char) -> core::ffi::c_int {
+    // SAFETY: as the C runtime promises (see above).
+    unsafe { shimlet::main(argc, argv) }
 }
 
 /// Nothing is meant to panic; if something does, die at once rather than
@@ -18,5 +21,5 @@ pub extern "C" fn main(argc: core::ffi::c_int, argv: *const *const core::ffi::c_
 /// missing, which the manager sees as a dead shim.
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    unsafe { libc::abort() }
+    shimlet::sys::exit(134)
 }

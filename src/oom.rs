@@ -7,19 +7,19 @@
 //!   in `memory.oom_control` (an event also comes when the cgroup goes).
 //! - cgroup v2: `memory.events` is pollable (EPOLLPRI on change); its
 //!   `oom_kill` counter says whether a process was killed.
+//!
 //! The counter is read once more when the container has exited.
 
-use core::ffi::c_int;
-
 use crate::buf::{parse_u64, Buf, PathBuf};
-use crate::sys;
+use crate::sys::{self, AsFd, BorrowedFd, OFlags, OwnedFd};
 
 pub struct Oom {
     /// The file whose `oom_kill` line counts kills: memory.oom_control (v1)
     /// or memory.events (v2).
-    pub counter: c_int,
-    /// What epoll watches: the eventfd (v1) or `counter` itself (v2).
-    pub watch: c_int,
+    counter: OwnedFd,
+    /// v1: the eventfd registered for OOM notifications (epoll watches it);
+    /// v2: none, epoll watches `counter` itself (EPOLLPRI on change).
+    event: Option<OwnedFd>,
     pub v2: bool,
     /// Kills counted when the watch began (a reused cgroup may have some).
     base: u64,
@@ -47,39 +47,40 @@ pub fn oom_kills(content: &[u8]) -> Option<u64> {
     content.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"oom_kill ").and_then(|n| parse_u64(n, u64::MAX)))
 }
 
-fn read_counter(fd: c_int) -> u64 {
+fn read_counter(fd: impl AsFd) -> u64 {
     let mut b = [0u8; 512];
-    let n = unsafe { libc::pread(fd, b.as_mut_ptr() as *mut _, b.len(), 0) };
-    if n <= 0 {
-        return 0;
+    match sys::pread(fd, &mut b, 0) {
+        Ok(n) => oom_kills(&b[..n]).unwrap_or(0),
+        Err(_) => 0,
     }
-    oom_kills(&b[..n as usize]).unwrap_or(0)
 }
 
 impl Oom {
     /// Start watching the container `pid`'s memory cgroup. `path` is scratch.
     #[inline(never)]
-    pub fn watch(pid: libc::pid_t, path: &mut PathBuf) -> Option<Oom> {
+    pub fn watch(pid: sys::Pid, path: &mut PathBuf) -> Option<Oom> {
         let mut content = [0u8; 1024];
         path.clear();
         path.push(b"/proc/");
         path.push_u64(pid as u64);
         path.push(b"/cgroup");
-        let fd = sys::open(path.as_cstr()?, libc::O_RDONLY, 0).ok()?;
-        let n = sys::read(fd, &mut content).unwrap_or(0);
-        sys::close(fd);
-        let (cg, v2) = cgroup_of(&content[..n])?;
+        let content = sys::read_file(path.as_cstr()?, &mut content).ok()?;
+        let (cg, v2) = cgroup_of(content)?;
         let mut dir: Buf<1200> = Buf::new();
         let root: &[u8] = if v2 {
             // A hybrid host mounts v2 at /sys/fs/cgroup/unified.
-            if unsafe { libc::access(c"/sys/fs/cgroup/unified".as_ptr(), libc::F_OK) } == 0 { b"/sys/fs/cgroup/unified" } else { b"/sys/fs/cgroup" }
+            if sys::exists(c"/sys/fs/cgroup/unified").is_ok() {
+                b"/sys/fs/cgroup/unified"
+            } else {
+                b"/sys/fs/cgroup"
+            }
         } else {
             b"/sys/fs/cgroup/memory"
         };
         if !(dir.push(root) && dir.push(cg)) {
             return None;
         }
-        let file = |name: &[u8], path: &mut PathBuf, flags: c_int| -> Option<c_int> {
+        let file = |name: &[u8], path: &mut PathBuf, flags: OFlags| -> Option<OwnedFd> {
             path.clear();
             if !(path.push(dir.as_bytes()) && path.push(b"/") && path.push(name)) {
                 return None;
@@ -87,39 +88,40 @@ impl Oom {
             sys::open(path.as_cstr()?, flags, 0).ok()
         };
         if v2 {
-            let counter = file(b"memory.events", path, libc::O_RDONLY)?;
-            return Some(Oom { counter, watch: counter, v2, base: read_counter(counter) });
+            let counter = file(b"memory.events", path, OFlags::RDONLY)?;
+            let base = read_counter(&counter);
+            return Some(Oom { counter, event: None, v2, base });
         }
-        let counter = file(b"memory.oom_control", path, libc::O_RDONLY)?;
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        let ctl = file(b"cgroup.event_control", path, libc::O_WRONLY);
-        let ok = match ctl {
-            Some(ctl) if efd >= 0 => {
-                let mut line: Buf<32> = Buf::new();
-                line.push_u64(efd as u64);
-                line.push(b" ");
-                line.push_u64(counter as u64);
-                let r = sys::write_all(ctl, line.as_bytes());
-                sys::close(ctl);
-                r.is_ok()
-            }
-            _ => false,
-        };
-        if !ok {
-            sys::close(efd);
-            // The counter alone still answers at exit.
-            return Some(Oom { counter, watch: -1, v2, base: read_counter(counter) });
+        let counter = file(b"memory.oom_control", path, OFlags::RDONLY)?;
+        let base = read_counter(&counter);
+        let event = sys::eventfd().ok().filter(|efd| {
+            let Some(ctl) = file(b"cgroup.event_control", path, OFlags::WRONLY) else { return false };
+            let mut line: Buf<32> = Buf::new();
+            line.push_u64(sys::AsRawFd::as_raw_fd(efd) as u64);
+            line.push(b" ");
+            line.push_u64(sys::AsRawFd::as_raw_fd(&counter) as u64);
+            sys::write_all(&ctl, line.as_bytes()).is_ok()
+        });
+        // Without the eventfd, the counter alone still answers at exit.
+        Some(Oom { counter, event, v2, base })
+    }
+
+    /// What epoll should watch, if anything (EPOLLPRI for v2, EPOLLIN for v1).
+    pub fn watched(&self) -> Option<BorrowedFd<'_>> {
+        if self.v2 {
+            Some(self.counter.as_fd())
+        } else {
+            self.event.as_ref().map(|e| e.as_fd())
         }
-        Some(Oom { counter, watch: efd, v2, base: read_counter(counter) })
     }
 
     /// After an event (or at exit): has a process been OOM-killed?
     pub fn killed(&self) -> bool {
-        if !self.v2 && self.watch >= 0 {
-            let mut v = 0u64;
-            unsafe { libc::read(self.watch, &mut v as *mut u64 as *mut _, 8) };
+        if let Some(e) = &self.event {
+            let mut v = [0u8; 8];
+            let _ = sys::read(e, &mut v);
         }
-        read_counter(self.counter) > self.base
+        read_counter(&self.counter) > self.base
     }
 }
 

@@ -1,132 +1,224 @@
-//! Unix sockets by path, without the 108-byte `sun_path` limit: the
+//! Unix sockets: by path without the 108-byte `sun_path` limit (the
 //! directory is opened with O_PATH and the socket is named through
-//! `/proc/self/fd/<dirfd>/<name>`, so only the last component must be short.
+//! `/proc/self/fd/<dirfd>/<name>`, so only the last component must be
+//! short), datagrams and records without waiting, and descriptors passed
+//! with SCM_RIGHTS.
 
-use core::ffi::{c_int, CStr};
+use core::ffi::CStr;
+use core::mem::MaybeUninit;
+
+use rustix::io::{IoSlice, IoSliceMut};
+use rustix::net::{
+    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
 
 use crate::buf::Buf;
-use crate::sys::{self, Errno};
+use crate::sys::{self, AsFd, BorrowedFd, Errno, OFlags, OwnedFd};
 
-/// A socket's place: its directory (kept open, for the final unlink) and
-/// its name within it (borrowed from the full path).
-#[derive(Clone, Copy)]
+pub use rustix::net::SocketType as Type;
+pub const STREAM: SocketType = SocketType::STREAM;
+pub const SEQPACKET: SocketType = SocketType::SEQPACKET;
+pub const DGRAM: SocketType = SocketType::DGRAM;
+
+/// A socket's (or FIFO's) place: its directory, kept open for the final
+/// unlink, and its name within it (borrowed from the full path).
 pub struct Place<'a> {
-    pub dirfd: c_int,
+    pub dir: OwnedFd,
     pub name: &'a CStr,
 }
 
-/// Split `path` at its last `/` and open the directory.
-#[inline(never)]
-pub fn place(path: &CStr) -> sys::Result<Place<'_>> {
-    let b = path.to_bytes_with_nul();
-    let slash = b.iter().rposition(|&c| c == b'/');
-    let (dir, name) = match slash {
-        Some(0) => (c"/", &b[1..]),
-        Some(i) => {
-            let mut d: Buf<{ libc::PATH_MAX as usize }> = Buf::new();
-            d.push(&b[..i]);
-            let fd = sys::open(d.as_cstr().ok_or(Errno(libc::ENAMETOOLONG))?, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-            let name = CStr::from_bytes_with_nul(&b[i + 1..]).map_err(|_| Errno(libc::EINVAL))?;
-            if name.is_empty() {
-                sys::close(fd);
-                return Err(Errno(libc::EINVAL));
+impl<'a> Place<'a> {
+    /// Split `path` at its last `/` and open the directory.
+    #[inline(never)]
+    pub fn of(path: &'a CStr) -> sys::Result<Place<'a>> {
+        let b = path.to_bytes_with_nul();
+        let (dir, name) = match b.iter().rposition(|&c| c == b'/') {
+            Some(0) => (sys::open_dir(c"/")?, &b[1..]),
+            Some(i) => {
+                let mut d: Buf<{ crate::buf::PATH_MAX }> = Buf::new();
+                d.push(&b[..i]);
+                (sys::open_dir(d.as_cstr().ok_or(Errno::NAMETOOLONG)?)?, &b[i + 1..])
             }
-            return Ok(Place { dirfd: fd, name });
+            None => (sys::open_dir(c".")?, b),
+        };
+        let name = CStr::from_bytes_with_nul(name).map_err(|_| Errno::INVAL)?;
+        if name.is_empty() {
+            return Err(Errno::INVAL);
         }
-        None => (c".", b),
-    };
-    let fd = sys::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-    let name = CStr::from_bytes_with_nul(name).map_err(|_| Errno(libc::EINVAL))?;
-    Ok(Place { dirfd: fd, name })
+        Ok(Place { dir, name })
+    }
+
+    /// `name` inside an already open directory (a duplicate of `dir`).
+    pub fn within(dir: BorrowedFd<'_>, name: &'a CStr) -> sys::Result<Place<'a>> {
+        Ok(Place { dir: dir.try_clone_to_owned()?, name })
+    }
+
+    /// Remove what is at the place (a socket or FIFO we made).
+    pub fn remove(&self) {
+        let _ = sys::unlinkat(&self.dir, self.name);
+    }
+
+    /// The sibling `name` in the same directory.
+    pub fn sibling(&self, name: &'a CStr) -> sys::Result<Place<'a>> {
+        Place::within(self.dir.as_fd(), name)
+    }
+
+    fn addr(&self) -> sys::Result<SocketAddrUnix> {
+        addr_at(self.dir.as_fd(), self.name)
+    }
 }
 
-fn addr(p: &Place) -> sys::Result<(libc::sockaddr_un, libc::socklen_t)> {
-    let mut a: libc::sockaddr_un = unsafe { core::mem::zeroed() };
-    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+/// The address of `name` in the directory `dir`, by /proc/self/fd.
+fn addr_at(dir: BorrowedFd<'_>, name: &CStr) -> sys::Result<SocketAddrUnix> {
     let mut s: Buf<108> = Buf::new();
-    let ok = s.push(b"/proc/self/fd/") && s.push_u64(p.dirfd as u64) && s.push(b"/") && s.push(p.name.to_bytes());
-    if !ok || s.len() >= a.sun_path.len() {
-        return Err(Errno(libc::ENAMETOOLONG));
+    let ok = s.push(b"/proc/self/fd/")
+        && s.push_u64(rustix::fd::AsRawFd::as_raw_fd(&dir) as u64)
+        && s.push(b"/")
+        && s.push(name.to_bytes());
+    if !ok || s.len() >= 107 {
+        return Err(Errno::NAMETOOLONG);
     }
-    for (d, &c) in a.sun_path.iter_mut().zip(s.as_bytes()) {
-        *d = c as libc::c_char;
-    }
-    let len = core::mem::size_of::<libc::sa_family_t>() + s.len() + 1;
-    Ok((a, len as libc::socklen_t))
+    SocketAddrUnix::new(s.as_cstr().ok_or(Errno::NAMETOOLONG)?)
 }
 
-/// A listening socket at `p`, replacing a stale one, with `mode`.
+fn socket(ty: SocketType, nonblock: bool) -> sys::Result<OwnedFd> {
+    let mut flags = SocketFlags::CLOEXEC;
+    if nonblock {
+        flags |= SocketFlags::NONBLOCK;
+    }
+    net::socket_with(AddressFamily::UNIX, ty, flags, None)
+}
+
+/// A listening socket at `p`, replacing a stale one, with `mode`: created
+/// with no access for anyone but us, then set to `mode`, so it is never
+/// briefly wider than asked.
+pub fn listen(p: &Place, ty: SocketType, backlog: i32, mode: u32) -> sys::Result<OwnedFd> {
+    listen_at(p.dir.as_fd(), p.name, ty, backlog, mode)
+}
+
+/// `listen` for `name` in the directory `dir`.
 #[inline(never)]
-pub fn listen(p: &Place, ty: c_int, backlog: c_int, mode: libc::mode_t) -> sys::Result<c_int> {
-    let (a, len) = addr(p)?;
-    unsafe { libc::unlinkat(p.dirfd, p.name.as_ptr(), 0) };
-    let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
-    if fd < 0 {
-        return Err(Errno::last());
+pub fn listen_at(dir: BorrowedFd<'_>, name: &CStr, ty: SocketType, backlog: i32, mode: u32) -> sys::Result<OwnedFd> {
+    let a = addr_at(dir, name)?;
+    let _ = sys::unlinkat(dir, name);
+    let fd = socket(ty, true)?;
+    let old = sys::umask(0o077);
+    let r = net::bind(&fd, &a);
+    sys::umask(old);
+    r?;
+    sys::chmodat(dir, name, mode)?;
+    net::listen(&fd, backlog)?;
+    Ok(fd)
+}
+
+/// A blocking connection to the socket at `path`.
+pub fn connect(path: &CStr, ty: SocketType) -> sys::Result<OwnedFd> {
+    let p = Place::of(path)?;
+    let a = p.addr()?;
+    let fd = socket(ty, false)?;
+    sys::retry(|| net::connect(&fd, &a))?;
+    Ok(fd)
+}
+
+/// A non-blocking datagram socket connected to `path` (journald, syslog).
+pub fn connect_dgram(path: &CStr) -> sys::Result<OwnedFd> {
+    let a = SocketAddrUnix::new(path)?;
+    let fd = socket(DGRAM, true)?;
+    net::connect(&fd, &a)?;
+    Ok(fd)
+}
+
+/// Accept one connection, non-blocking and close-on-exec; None when
+/// nobody is waiting.
+pub fn accept(listen: impl AsFd) -> Option<OwnedFd> {
+    net::accept_with(listen, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK).ok()
+}
+
+/// Send without waiting and without SIGPIPE.
+pub fn send(fd: impl AsFd, data: &[u8]) -> sys::Result<usize> {
+    sys::retry(|| net::send(fd.as_fd(), data, SendFlags::DONTWAIT | SendFlags::NOSIGNAL))
+}
+
+/// Send the pieces as one message (one record on SEQPACKET, one datagram).
+pub fn send_parts(fd: impl AsFd, parts: &[&[u8]]) -> sys::Result<usize> {
+    let mut iov: [IoSlice<'_>; 8] = core::array::from_fn(|_| IoSlice::new(&[]));
+    let n = parts.len().min(iov.len());
+    for (v, p) in iov.iter_mut().zip(&parts[..n]) {
+        *v = IoSlice::new(p);
     }
-    // Created with no access for anyone but us, then set to `mode`: never
-    // briefly wider than asked.
-    let old = unsafe { libc::umask(0o077) };
-    let r = unsafe { libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) };
-    unsafe { libc::umask(old) };
-    let r = sys::cvt(r)
-        .and_then(|_| sys::cvt(unsafe { libc::fchmodat(p.dirfd, p.name.as_ptr(), mode, 0) }))
-        .and_then(|_| sys::cvt(unsafe { libc::listen(fd, backlog) }));
-    sys::keep_or_close(fd, r)
+    let mut no_ctl = SendAncillaryBuffer::new(&mut []);
+    sys::retry(|| net::sendmsg(fd.as_fd(), &iov[..n], &mut no_ctl, SendFlags::DONTWAIT | SendFlags::NOSIGNAL))
 }
 
-pub fn connect(path: &CStr, ty: c_int) -> sys::Result<c_int> {
-    let p = place(path)?;
-    let r = addr(&p).and_then(|(a, len)| {
-        let fd = sys::cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
-        let r = sys::retry(|| sys::cvt(unsafe { libc::connect(fd, &a as *const _ as *const libc::sockaddr, len) }));
-        sys::keep_or_close(fd, r)
-    });
-    sys::close(p.dirfd);
-    r
+/// Receive without waiting. Ok(0) is the peer's end (or an empty record).
+pub fn recv(fd: impl AsFd, buf: &mut [u8]) -> sys::Result<usize> {
+    sys::retry(|| net::recv(fd.as_fd(), &mut *buf, RecvFlags::DONTWAIT)).map(|(n, _)| n)
 }
 
-pub fn remove(p: &Place) {
-    unsafe { libc::unlinkat(p.dirfd, p.name.as_ptr(), 0) };
+/// Half-close: no more sending.
+pub fn shutdown_write(fd: impl AsFd) {
+    let _ = net::shutdown(fd, net::Shutdown::Write);
+}
+
+/// Let the kernel hold up to `bytes` of unread output for this peer
+/// (forced past wmem_max when privileged).
+pub fn set_send_buffer(fd: impl AsFd, bytes: usize) {
+    let fd = fd.as_fd();
+    if net::sockopt::set_socket_send_buffer_size_force(fd, bytes).is_err() {
+        let _ = net::sockopt::set_socket_send_buffer_size(fd, bytes);
+    }
+}
+
+/// The peer's uid.
+pub fn peer_uid(fd: impl AsFd) -> Option<u32> {
+    net::sockopt::socket_peercred(fd).ok().map(|c| c.uid.as_raw())
 }
 
 /// Receive one descriptor passed with SCM_RIGHTS (the runtime sends the
 /// pty master this way). Ok(None) when nothing has arrived yet; extra
-/// descriptors are closed.
+/// descriptors are closed (dropped).
 #[inline(never)]
-pub fn recv_fd(conn: c_int) -> sys::Result<Option<c_int>> {
+pub fn recv_fd(conn: impl AsFd) -> sys::Result<Option<OwnedFd>> {
     let mut data = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr() as *mut _, iov_len: data.len() };
-    // Room for a few descriptors; CMSG_SPACE(4 * 4) is 32.
-    let mut ctl = [0u64; 8];
-    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctl.as_mut_ptr() as *mut _;
-    msg.msg_controllen = core::mem::size_of_val(&ctl) as _;
-    let n = unsafe { libc::recvmsg(conn, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let e = Errno::last();
-        return if e.0 == libc::EAGAIN || e.0 == libc::EINTR { Ok(None) } else { Err(e) };
-    }
+    let mut iov = [IoSliceMut::new(&mut data)];
+    let mut space = [MaybeUninit::<u8>::uninit(); 64];
+    let mut ctl = RecvAncillaryBuffer::new(&mut space);
+    let r = net::recvmsg(conn, &mut iov, &mut ctl, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT);
+    let n = match r {
+        Ok(m) => m.bytes,
+        Err(Errno::AGAIN | Errno::INTR) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut got = None;
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                let p = libc::CMSG_DATA(c) as *const c_int;
-                for i in 0..n {
-                    let fd = core::ptr::read_unaligned(p.add(i));
-                    if got.is_none() { got = Some(fd) } else { sys::close(fd) }
+    for msg in ctl.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            for fd in fds {
+                if got.is_none() {
+                    got = Some(fd);
                 }
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
     match got {
         Some(fd) => Ok(Some(fd)),
-        None if n == 0 => Err(Errno(libc::ECONNRESET)),
-        None => Err(Errno(libc::EBADMSG)),
+        None if n == 0 => Err(Errno::CONNRESET),
+        None => Err(Errno::BADMSG),
     }
+}
+
+/// Send `fd` over `conn` with one byte of data.
+pub fn send_fd(conn: impl AsFd, fd: BorrowedFd<'_>) -> sys::Result<()> {
+    let fds = [fd];
+    let mut space = [MaybeUninit::<u8>::uninit(); 64];
+    let mut ctl = SendAncillaryBuffer::new(&mut space);
+    if !ctl.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(Errno::NOBUFS);
+    }
+    net::sendmsg(conn, &[IoSlice::new(b"x")], &mut ctl, SendFlags::NOSIGNAL).map(|_| ())
+}
+
+/// Open a FIFO at a place (non-blocking).
+pub fn open_fifo(p: &Place, flags: OFlags) -> sys::Result<OwnedFd> {
+    sys::openat(&p.dir, p.name, flags | OFlags::NONBLOCK, 0)
 }

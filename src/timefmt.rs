@@ -44,8 +44,8 @@ pub fn format(sec: i64, nsec: i64) -> Stamp {
 }
 
 pub fn now() -> Stamp {
-    let ts = crate::sys::now();
-    format(ts.tv_sec as i64, ts.tv_nsec as i64)
+    let (sec, nsec) = crate::sys::now();
+    format(sec, nsec)
 }
 
 #[cfg(test)]

@@ -2,14 +2,19 @@
 //!
 //! After detaching, the daemon's only mapping in the upper half of the
 //! address space is the stack the kernel gave the process (the vDSO is
-//! dropped too, see `sys::drop_mappings`). Running on a static stack in .bss
-//! and unmapping that one frees its page-table pages (the upper PUD, PMD
-//! and PTE pages: 12 KiB per shim) and the page of argument strings.
+//! dropped too, see `sys::drop_mappings`). Running on a static stack in
+//! .bss and unmapping that one frees its page-table pages (the upper PUD,
+//! PMD and PTE pages: 12 KiB per shim) and the page of argument strings.
 //!
 //! For that, nothing may point into the old stack: `adopt_args` copies argv
 //! and the environment into a static arena first thing in `main`, and
 //! everything borrows from there. When they do not fit, the daemon simply
-//! stays on the kernel's stack.
+//! stays on the kernel's stack (which has the kernel's guard gap).
+//!
+//! The static stack's lowest page is PROT_NONE: an overflow faults there
+//! (and the shim dies, which its manager sees) instead of silently
+//! overwriting the statics below it. Rust probes every page of a large
+//! frame, so no frame can step over the guard.
 
 use core::ffi::{c_char, c_int};
 use core::ptr::addr_of_mut;
@@ -17,13 +22,14 @@ use core::ptr::addr_of_mut;
 /// Pointers then strings, packed: a usual command line and environment
 /// fit in one page, and only touched pages cost memory.
 const ARENA_WORDS: usize = 4096;
-/// The daemon's stack. Only touched pages cost memory; idle trims return
-/// what deep calls touched.
+/// The daemon's usable stack. Only touched pages cost memory; idle trims
+/// return what deep calls touched.
 pub const STACK: usize = 64 * 1024;
+const GUARD: usize = 4096;
 
 #[repr(C, align(4096))]
-struct Stack([u8; STACK]);
-static mut STACK_MEM: Stack = Stack([0; STACK]);
+struct Stack([u8; GUARD + STACK]);
+static mut STACK_MEM: Stack = Stack([0; GUARD + STACK]);
 
 /// The flags share the arena's first page with the copied arguments.
 #[repr(C, align(4096))]
@@ -33,10 +39,6 @@ struct Arena {
     words: [usize; ARENA_WORDS],
 }
 static mut ARENA: Arena = Arena { adopted: false, switched: false, words: [0; ARENA_WORDS] };
-
-fn arena() -> &'static mut Arena {
-    unsafe { &mut *addr_of_mut!(ARENA) }
-}
 
 extern "C" {
     static mut environ: *mut *mut c_char;
@@ -48,6 +50,7 @@ extern "C" {
 /// # Safety
 /// `argv` holds `argc` C strings; called once, before anything reads them.
 pub unsafe fn adopt_args(argc: c_int, argv: *const *const c_char) -> *const *const c_char {
+    let arena = &mut *addr_of_mut!(ARENA);
     let env = environ;
     let n = argc.max(0) as usize;
     let mut e = 0;
@@ -66,13 +69,13 @@ pub unsafe fn adopt_args(argc: c_int, argv: *const *const c_char) -> *const *con
     if words * size + bytes > ARENA_WORDS * size {
         return argv;
     }
-    let base = arena().words.as_mut_ptr();
+    let base = arena.words.as_mut_ptr();
     let new_argv = base as *mut *const c_char;
     let new_env = base.add(n + 1) as *mut *mut c_char;
     let mut dst = base.add(words) as *mut u8;
     let mut copy = |s: *const c_char| -> *mut c_char {
         let len = libc::strlen(s) + 1;
-        core::ptr::copy_nonoverlapping(s as *const u8, dst, len);
+        core::ptr::copy_nonoverlapping(s.cast::<u8>(), dst, len);
         let at = dst as *mut c_char;
         dst = dst.add(len);
         at
@@ -86,41 +89,74 @@ pub unsafe fn adopt_args(argc: c_int, argv: *const *const c_char) -> *const *con
     }
     *new_env.add(e) = core::ptr::null_mut();
     environ = new_env;
-    arena().adopted = true;
+    arena.adopted = true;
     new_argv
 }
 
-/// Run `f` on the static stack, then drop the kernel's stack and the vDSO;
-/// without adopted arguments, run `f` where we are.
+/// Run `f` on the static stack (its guard page armed first), after which
+/// `f` should call `drop_old_stack`; without adopted arguments, run `f`
+/// where we are.
 ///
 /// # Safety
 /// Nothing `f` uses may live on the current stack.
 pub unsafe fn switch(f: extern "C" fn() -> !) -> ! {
-    if !arena().adopted {
+    let arena = &mut *addr_of_mut!(ARENA);
+    let base = addr_of_mut!(STACK_MEM) as usize;
+    if !arena.adopted || crate::sys::guard(base, GUARD).is_err() {
         f()
     }
-    arena().switched = true;
-    let top = (addr_of_mut!(STACK_MEM) as *mut u8).add(STACK);
-    // 16-byte aligned before the call, as the ABI wants.
+    arena.switched = true;
+    let top = base + GUARD + STACK;
+    jump(top, f)
+}
+
+/// Point the stack pointer at `top` and call `f` (16-byte aligned, as the
+/// ABI wants at a call).
+#[cfg(target_arch = "x86_64")]
+unsafe fn jump(top: usize, f: extern "C" fn() -> !) -> ! {
     core::arch::asm!("mov rsp, {top}", "call {f}", "ud2", top = in(reg) top, f = in(reg) f, options(noreturn));
+}
+
+#[cfg(target_arch = "aarch64")]
+unsafe fn jump(top: usize, f: extern "C" fn() -> !) -> ! {
+    core::arch::asm!("mov sp, {top}", "blr {f}", "brk #1", top = in(reg) top, f = in(reg) f, options(noreturn));
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn jump(_top: usize, f: extern "C" fn() -> !) -> ! {
+    f()
+}
+
+fn switched() -> bool {
+    // SAFETY: a plain read of a flag written once before the switch; the
+    // process has one thread.
+    unsafe { (*addr_of_mut!(ARENA)).switched }
 }
 
 /// On the static stack: unmap the kernel's stack (and the vDSO).
 pub fn drop_old_stack() {
-    if arena().switched {
+    if switched() {
         crate::sys::drop_mappings(&[b"[stack]", b"[vdso]", b"[vvar]", b"[vvar_vclock]"]);
     } else {
         crate::sys::drop_mappings(&[b"[vdso]", b"[vvar]", b"[vvar_vclock]"]);
     }
 }
 
-/// The bounds of the stack we run on, when it is ours: trims must not
-/// reach the statics around it.
-pub fn own_stack() -> Option<(usize, usize)> {
-    if arena().switched {
-        let lo = addr_of_mut!(STACK_MEM) as usize;
-        Some((lo, lo + STACK))
-    } else {
-        None
+/// Give back the stack pages below the caller's frame (dead: nothing lives
+/// below the stack pointer). The page in use is kept, and the one under it
+/// too when less than 1 KiB of it is left for the calls made from here.
+#[inline(never)]
+pub fn trim_below_here() {
+    let here = 0u8;
+    let sp = core::hint::black_box(&here) as *const u8 as usize;
+    let mut keep = sp & !4095;
+    if sp - keep < 1024 {
+        keep -= 4096;
+    }
+    // On our own stack, never into the guard; on the kernel's, parts of
+    // the range below the mapping are skipped by the kernel.
+    let low = if switched() { addr_of_mut!(STACK_MEM) as usize + GUARD } else { keep.saturating_sub(60 * 1024) };
+    if keep > low {
+        crate::sys::release(low, keep - low);
     }
 }

@@ -99,13 +99,55 @@ pub static OPTIONS: &[Opt] = &[
     opt!(Name, [], ["-n", "--name"], One, "NAME", "container name (journald CONTAINER_NAME)"),
     opt!(Bundle, ["--bundle"], ["-b", "--bundle"], One, "DIR", "OCI bundle directory (default: working directory)"),
     opt!(Runtime, ["--runtime"], ["-r", "--runtime"], One, "PATH", "OCI runtime (default: runc found on PATH)"),
-    opt!(RuntimeArg, ["--runtime-arg"], ["--runtime-arg"], Many, "ARG", "argument placed before `create`/`exec` (repeatable)"),
-    opt!(RuntimeOpt, ["--runtime-opt"], ["--runtime-opt", "--restore-arg"], Many, "ARG", "argument placed after `create`/`exec`'s own (repeatable)"),
-    opt!(Pidfile, ["--pidfile"], ["-p", "--container-pidfile", "--pidfile"], One, "FILE", "where the runtime writes the container pid (default: BUNDLE/pidfile)"),
+    opt!(
+        RuntimeArg,
+        ["--runtime-arg"],
+        ["--runtime-arg"],
+        Many,
+        "ARG",
+        "argument placed before `create`/`exec` (repeatable)"
+    ),
+    opt!(
+        RuntimeOpt,
+        ["--runtime-opt"],
+        ["--runtime-opt", "--restore-arg"],
+        Many,
+        "ARG",
+        "argument placed after `create`/`exec`'s own (repeatable)"
+    ),
+    opt!(
+        Pidfile,
+        ["--pidfile"],
+        ["-p", "--container-pidfile", "--pidfile"],
+        One,
+        "FILE",
+        "where the runtime writes the container pid (default: BUNDLE/pidfile)"
+    ),
     opt!(ShimPidfile, ["--shim-pidfile"], ["-P", "--conmon-pidfile"], One, "FILE", "where shimlet writes its own pid"),
-    opt!(Log, ["--log"], ["-l", "--log-path"], Many, "DRIVER", "log: FILE or k8s-file:FILE, journald, passthrough, none (repeatable)"),
-    opt!(LogSizeMax, ["--log-size-max"], ["--log-size-max"], One, "BYTES", "rotate the log file to FILE.1 before it passes BYTES"),
-    opt!(LogGlobalSizeMax, ["--log-global-size-max"], ["--log-global-size-max"], One, "BYTES", "stop logging after BYTES in all"),
+    opt!(
+        Log,
+        ["--log"],
+        ["-l", "--log-path"],
+        Many,
+        "DRIVER",
+        "log: FILE or k8s-file:FILE, journald, passthrough, none (repeatable)"
+    ),
+    opt!(
+        LogSizeMax,
+        ["--log-size-max"],
+        ["--log-size-max"],
+        One,
+        "BYTES",
+        "rotate the log file to FILE.1 before it passes BYTES"
+    ),
+    opt!(
+        LogGlobalSizeMax,
+        ["--log-global-size-max"],
+        ["--log-global-size-max"],
+        One,
+        "BYTES",
+        "stop logging after BYTES in all"
+    ),
     opt!(LogTag, ["--log-tag"], ["--log-tag"], One, "TAG", "journald CONTAINER_TAG and SYSLOG_IDENTIFIER"),
     opt!(LogLevel, ["--log-level"], ["--log-level"], One, "LEVEL", "diagnostics: error, warn, info, debug, trace"),
     opt!(NoSyncLog, ["--no-sync-log"], ["--no-sync-log"], No, "", "do not fsync the log when the container exits"),
@@ -113,29 +155,92 @@ pub static OPTIONS: &[Opt] = &[
     opt!(Diag, ["--diag"], [], One, "FILE", "append shimlet's own diagnostics to FILE"),
     opt!(StatusFile, ["--status-file"], [], One, "FILE", "exit record, one line, written atomically"),
     opt!(ExitDir, ["--exit-dir"], ["--exit-dir"], One, "DIR", "also write DIR/ID holding the decimal exit status"),
-    opt!(PersistDir, ["--persist-dir"], ["-0", "--persist-dir"], One, "DIR", "also write DIR/exit holding the decimal exit status"),
+    opt!(
+        PersistDir,
+        ["--persist-dir"],
+        ["-0", "--persist-dir"],
+        One,
+        "DIR",
+        "also write DIR/exit holding the decimal exit status"
+    ),
     opt!(SyncFd, ["--sync-fd"], [], One, "N", "report the create outcome on fd N (default: $_OCI_SYNCPIPE)"),
     opt!(Attach, ["--attach"], [], One, "PATH", "attach socket (SOCK_SEQPACKET, 0700) for clients"),
     opt!(Stdin, ["--stdin"], ["-i", "--stdin"], No, "", "give the container a stdin fed by attach clients"),
     opt!(StdinOnce, ["--stdin-once"], [], No, "", "close stdin when the first client sends EOF (the default)"),
     opt!(LeaveStdinOpen, ["--leave-stdin-open"], ["--leave-stdin-open"], No, "", "keep stdin open across clients' EOF"),
-    opt!(Terminal, ["--terminal"], ["-t", "--terminal"], No, "", "run the container on a pty (runtime --console-socket)"),
+    opt!(
+        Terminal,
+        ["--terminal"],
+        ["-t", "--terminal"],
+        No,
+        "",
+        "run the container on a pty (runtime --console-socket)"
+    ),
     opt!(Ctl, ["--ctl"], [], One, "PATH", "control FIFO: `1 ROWS COLS` resizes, `2 0 0` reopens the log"),
     opt!(Exec, ["--exec"], ["-e", "--exec"], No, "", "run `RUNTIME exec` in a running container instead of create"),
-    opt!(ExecAttach, ["--exec-attach"], ["--exec-attach"], No, "", "exec: wait for the manager's go ($_OCI_STARTPIPE) after attach is ready"),
+    opt!(
+        ExecAttach,
+        ["--exec-attach"],
+        ["--exec-attach"],
+        No,
+        "",
+        "exec: wait for the manager's go ($_OCI_STARTPIPE) after attach is ready"
+    ),
     opt!(ExecSpec, ["--exec-process-spec"], ["--exec-process-spec"], One, "FILE", "exec: the OCI process spec"),
-    opt!(ExitCommand, ["--exit-command"], ["--exit-command"], One, "PATH", "run PATH (absolute, no shell) after the exit records"),
-    opt!(ExitCommandArg, ["--exit-command-arg"], ["--exit-command-arg"], Many, "ARG", "argument of the exit command (repeatable)"),
+    opt!(
+        ExitCommand,
+        ["--exit-command"],
+        ["--exit-command"],
+        One,
+        "PATH",
+        "run PATH (absolute, no shell) after the exit records"
+    ),
+    opt!(
+        ExitCommandArg,
+        ["--exit-command-arg"],
+        ["--exit-command-arg"],
+        Many,
+        "ARG",
+        "argument of the exit command (repeatable)"
+    ),
     opt!(ExitDelay, ["--exit-delay"], ["--exit-delay"], One, "SECONDS", "wait before running the exit command"),
-    opt!(Timeout, ["--timeout"], ["-T", "--timeout"], One, "SECONDS", "kill the container (process group) after SECONDS"),
+    opt!(
+        Timeout,
+        ["--timeout"],
+        ["-T", "--timeout"],
+        One,
+        "SECONDS",
+        "kill the container (process group) after SECONDS"
+    ),
     opt!(ApiVersion, [], ["--api-version"], No, "", "conmon API 1: sync messages use the key `data`"),
-    opt!(SystemdCgroup, ["--systemd-cgroup"], ["-s", "--systemd-cgroup"], No, "", "pass --systemd-cgroup to the runtime"),
+    opt!(
+        SystemdCgroup,
+        ["--systemd-cgroup"],
+        ["-s", "--systemd-cgroup"],
+        No,
+        "",
+        "pass --systemd-cgroup to the runtime"
+    ),
     opt!(NoPivot, ["--no-pivot"], ["--no-pivot"], No, "", "pass --no-pivot to `create`"),
     opt!(NoNewKeyring, ["--no-new-keyring"], ["--no-new-keyring"], No, "", "pass --no-new-keyring to `create`"),
     opt!(FullAttach, [], ["--full-attach"], No, "", "attach socket at BUNDLE/attach, no symlink in --socket-dir-path"),
-    opt!(SocketDir, [], ["--socket-dir-path"], One, "DIR", "where the attach symlink DIR/UUID -> BUNDLE goes (default /var/run/crio)"),
+    opt!(
+        SocketDir,
+        [],
+        ["--socket-dir-path"],
+        One,
+        "DIR",
+        "where the attach symlink DIR/UUID -> BUNDLE goes (default /var/run/crio)"
+    ),
     opt!(Sync, ["--sync"], ["--sync"], No, "", "do not detach: the launcher itself serves the container"),
-    opt!(Ignored, [], ["--replace-listen-pid", "--no-container-partial-message", "--log-rotate"], No, "", "accepted, no effect"),
+    opt!(
+        Ignored,
+        [],
+        ["--replace-listen-pid", "--no-container-partial-message", "--log-rotate"],
+        No,
+        "",
+        "accepted, no effect"
+    ),
     opt!(Ignored, [], ["--log-label", "--log-max-files", "--log-allowlist-dir"], Many, "X", "accepted, no effect"),
     opt!(Unsupported, [], ["--restore", "--sdnotify-socket"], One, "X", "not supported: shimlet refuses these"),
     opt!(Help, ["--help", "-h"], [], No, "", "print this help and exit"),
@@ -169,7 +274,7 @@ impl<'a, const N: usize> Multi<'a, N> {
         self.len == 0
     }
     pub fn iter(&self) -> impl Iterator<Item = &'a CStr> + '_ {
-        // Each pointer came from a &'a CStr.
+        // SAFETY: each pointer came from a &'a CStr (see `push`).
         self.ptrs[..self.len].iter().map(|&p| unsafe { CStr::from_ptr(p) })
     }
 }
@@ -310,6 +415,8 @@ impl<'a> Config<'a> {
     }
 }
 
+// No allocator: the config is moved once, into its static.
+#[allow(clippy::large_enum_variant)]
 pub enum Action<'a> {
     Run(Config<'a>),
     Help,
@@ -335,16 +442,51 @@ impl Usage<'_> {
     /// One line, without the program name or newline.
     pub fn write_to<const N: usize>(&self, out: &mut crate::buf::Buf<N>) {
         match *self {
-            Usage::Unknown(o) => { out.push(b"unknown option "); out.push(o); }
-            Usage::MissingValue(o) => { out.push(b"option "); out.push(o); out.push(b" needs a value"); }
-            Usage::NoValueAllowed(o) => { out.push(b"option "); out.push(o); out.push(b" takes no value"); }
-            Usage::BadValue(o, v) => { out.push(b"invalid value '"); out.push(v); out.push(b"' for "); out.push(o); }
-            Usage::TooMany(o) => { out.push(b"too many "); out.push(o); out.push(b" options"); }
-            Usage::Unexpected(a) => { out.push(b"unexpected argument '"); out.push(a); out.push(b"'"); }
-            Usage::Required(o) => { out.push(b"missing required option "); out.push(o.as_bytes()); }
-            Usage::Conmon(t) => { out.push(t.as_bytes()); }
-            Usage::NoSuchDriver(d) => { out.push(b"No such log driver "); out.push(d); }
-            Usage::Unsupported(o) => { out.push(o); out.push(b" is not supported by shimlet"); }
+            Usage::Unknown(o) => {
+                out.push(b"unknown option ");
+                out.push(o);
+            }
+            Usage::MissingValue(o) => {
+                out.push(b"option ");
+                out.push(o);
+                out.push(b" needs a value");
+            }
+            Usage::NoValueAllowed(o) => {
+                out.push(b"option ");
+                out.push(o);
+                out.push(b" takes no value");
+            }
+            Usage::BadValue(o, v) => {
+                out.push(b"invalid value '");
+                out.push(v);
+                out.push(b"' for ");
+                out.push(o);
+            }
+            Usage::TooMany(o) => {
+                out.push(b"too many ");
+                out.push(o);
+                out.push(b" options");
+            }
+            Usage::Unexpected(a) => {
+                out.push(b"unexpected argument '");
+                out.push(a);
+                out.push(b"'");
+            }
+            Usage::Required(o) => {
+                out.push(b"missing required option ");
+                out.push(o.as_bytes());
+            }
+            Usage::Conmon(t) => {
+                out.push(t.as_bytes());
+            }
+            Usage::NoSuchDriver(d) => {
+                out.push(b"No such log driver ");
+                out.push(d);
+            }
+            Usage::Unsupported(o) => {
+                out.push(o);
+                out.push(b" is not supported by shimlet");
+            }
         };
     }
 }
@@ -549,7 +691,11 @@ pub fn parse<'a, I: Iterator<Item = &'a CStr> + Clone>(args: I) -> Result<Action
 /// What must hold after parsing, in conmon's words on a conmon command line.
 fn check<'a>(c: &Config<'a>) -> Result<(), Usage<'a>> {
     if c.id.is_none() {
-        return Err(if c.conmon { Usage::Conmon("Container ID not provided. Use --cid") } else { Usage::Required("--id") });
+        return Err(if c.conmon {
+            Usage::Conmon("Container ID not provided. Use --cid")
+        } else {
+            Usage::Required("--id")
+        });
     }
     if c.exec_attach && !c.exec {
         return Err(Usage::Conmon("Attach can only be specified with exec"));
@@ -596,7 +742,13 @@ pub fn write_help(out: &mut dyn FnMut(&[u8])) {
         let extra = o.conmon.iter().filter(|c| !o.names.contains(c));
         let mut opened = false;
         for n in extra {
-            out(if opened { b", " } else if first { b"[" } else { b" [" });
+            out(if opened {
+                b", "
+            } else if first {
+                b"["
+            } else {
+                b" ["
+            });
             out(n.as_bytes());
             opened = true;
         }
@@ -660,9 +812,7 @@ mod tests {
         assert_eq!(run(&["--id", "a", "--exit-command-arg", ""]).ok().map(|c| c.exit_args.len()), Some(1));
         assert_eq!(run(&["-x"]).err(), Some(Usage::Unknown(b"-x")));
         let mut many = vec!["--id", "a"];
-        for _ in 0..=MAX_RUNTIME_ARGS {
-            many.push("--runtime-arg=x");
-        }
+        many.extend(std::iter::repeat_n("--runtime-arg=x", MAX_RUNTIME_ARGS + 1));
         assert_eq!(run(&many).err(), Some(Usage::TooMany(b"--runtime-arg")));
     }
 
@@ -684,11 +834,43 @@ mod tests {
     #[test]
     fn podman_command_line() {
         let c = run(&[
-            "--api-version", "1", "-c", "abc", "-u", "abc", "-r", "/usr/sbin/runc", "-b", "/b", "-p", "/b/pidfile",
-            "-n", "name", "--exit-dir", "/e", "--full-attach", "-s", "-l", "k8s-file:/b/ctr.log", "--log-level", "warning",
-            "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg=/b/oci-log",
-            "--conmon-pidfile", "/b/conmon.pid", "--exit-command", "/usr/bin/podman", "--exit-command-arg", "--root",
-            "--exit-command-arg", "/var/lib/containers/storage", "--exit-command-arg", "container",
+            "--api-version",
+            "1",
+            "-c",
+            "abc",
+            "-u",
+            "abc",
+            "-r",
+            "/usr/sbin/runc",
+            "-b",
+            "/b",
+            "-p",
+            "/b/pidfile",
+            "-n",
+            "name",
+            "--exit-dir",
+            "/e",
+            "--full-attach",
+            "-s",
+            "-l",
+            "k8s-file:/b/ctr.log",
+            "--log-level",
+            "warning",
+            "--runtime-arg",
+            "--log-format=json",
+            "--runtime-arg",
+            "--log",
+            "--runtime-arg=/b/oci-log",
+            "--conmon-pidfile",
+            "/b/conmon.pid",
+            "--exit-command",
+            "/usr/bin/podman",
+            "--exit-command-arg",
+            "--root",
+            "--exit-command-arg",
+            "/var/lib/containers/storage",
+            "--exit-command-arg",
+            "container",
         ])
         .unwrap();
         assert!(c.conmon && c.api_version && c.full_attach && c.systemd_cgroup);
@@ -703,9 +885,35 @@ mod tests {
     #[test]
     fn crio_command_line() {
         let c = run(&[
-            "-b", "/b", "-c", "id", "--exit-dir", "/e", "-l", "/var/log/x.log", "--log-level", "error", "-n", "n",
-            "-P", "/b/conmon-pidfile", "-p", "/b/pidfile", "--persist-dir", "/p", "-r", "/usr/sbin/runc",
-            "--runtime-arg", "--root=/r", "--socket-dir-path", "/s", "--syslog", "-u", "id", "--leave-stdin-open", "-i",
+            "-b",
+            "/b",
+            "-c",
+            "id",
+            "--exit-dir",
+            "/e",
+            "-l",
+            "/var/log/x.log",
+            "--log-level",
+            "error",
+            "-n",
+            "n",
+            "-P",
+            "/b/conmon-pidfile",
+            "-p",
+            "/b/pidfile",
+            "--persist-dir",
+            "/p",
+            "-r",
+            "/usr/sbin/runc",
+            "--runtime-arg",
+            "--root=/r",
+            "--socket-dir-path",
+            "/s",
+            "--syslog",
+            "-u",
+            "id",
+            "--leave-stdin-open",
+            "-i",
         ])
         .unwrap();
         assert!(c.conmon && !c.api_version && c.stdin && c.leave_stdin_open && c.syslog);
@@ -718,9 +926,15 @@ mod tests {
     fn conmon_checks() {
         assert_eq!(run(&["-r", "/x", "-u", "u"]).err(), Some(Usage::Conmon("Container ID not provided. Use --cid")));
         assert_eq!(run(&["-c", "a", "-u", "u"]).err(), Some(Usage::Conmon("Runtime path not provided. Use --runtime")));
-        assert_eq!(run(&["-c", "a", "-r", "/x"]).err(), Some(Usage::Conmon("Container UUID not provided. Use --cuuid")));
+        assert_eq!(
+            run(&["-c", "a", "-r", "/x"]).err(),
+            Some(Usage::Conmon("Container UUID not provided. Use --cuuid"))
+        );
         assert_eq!(run(&["-c", "a", "-u", "u", "-r", "/x", "-l", "bogus"]).err(), Some(Usage::NoSuchDriver(b"bogus")));
-        assert_eq!(run(&["-c", "a", "-u", "u", "-r", "/x", "--restore", "/c"]).err(), Some(Usage::Unsupported(b"--restore")));
+        assert_eq!(
+            run(&["-c", "a", "-u", "u", "-r", "/x", "--restore", "/c"]).err(),
+            Some(Usage::Unsupported(b"--restore"))
+        );
         let c = run(&["-c", "a", "-u", "u", "-r", "/x", "-l", "journald", "-l", "none", "-l", "passthrough"]).unwrap();
         assert!(c.journald && c.passthrough && c.log.is_none());
         // CRI-O ExecSync: no uuid needed without the API version.
@@ -742,7 +956,17 @@ mod tests {
             seed
         };
         let names: Vec<&str> = OPTIONS.iter().flat_map(|o| o.names.iter().chain(o.conmon.iter())).copied().collect();
-        let values: [&[u8]; 9] = [b"", b"1", b"-1", b"x", b"k8s-file:/tmp/l", b"journald", b"/abs/path", b"\xff\xfe", b"99999999999999999999"];
+        let values: [&[u8]; 9] = [
+            b"",
+            b"1",
+            b"-1",
+            b"x",
+            b"k8s-file:/tmp/l",
+            b"journald",
+            b"/abs/path",
+            b"\xff\xfe",
+            b"99999999999999999999",
+        ];
         for _ in 0..20_000 {
             let n = (next() % 12) as usize;
             let mut words: Vec<Vec<u8>> = Vec::new();
@@ -762,7 +986,10 @@ mod tests {
                     _ => words.push(b"--no-such-option".to_vec()),
                 }
             }
-            let owned: Vec<std::ffi::CString> = words.into_iter().map(|w| std::ffi::CString::new(w.into_iter().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap()).collect();
+            let owned: Vec<std::ffi::CString> = words
+                .into_iter()
+                .map(|w| std::ffi::CString::new(w.into_iter().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap())
+                .collect();
             let refs: Vec<&CStr> = owned.iter().map(|c| c.as_c_str()).collect();
             if let Err(u) = parse(refs.iter().copied()) {
                 let mut b: crate::buf::Buf<512> = crate::buf::Buf::new();

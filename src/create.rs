@@ -1,0 +1,247 @@
+//! Starting the OCI runtime, and what its end leaves to read: the
+//! container's pid in the pidfile, or its error text on its stdio.
+//!
+//! The child gets the given stdio and nothing else: every other descriptor
+//! is closed, the signal mask and SIGPIPE disposition the shim set up are
+//! undone, PDEATHSIG ties it to the shim, and its OOM score adjustment is
+//! put back to 0 when the shim protected itself. The front end builds the
+//! command line (conmon's and containerd's orders differ).
+
+use core::ffi::{c_char, CStr};
+use core::marker::PhantomData;
+use core::ptr::addr_of_mut;
+
+use crate::buf::{parse_u64, Buf};
+use crate::sys::{self, AsFd, AsRawFd, BorrowedFd, Pid};
+
+/// Most words a runtime command line can have.
+pub const MAX_ARGV: usize = 72;
+
+/// A command line: pointers to C strings that outlive it, NULL-terminated.
+pub struct Argv<'a> {
+    ptrs: [*const c_char; MAX_ARGV + 1],
+    len: usize,
+    _life: PhantomData<&'a CStr>,
+}
+
+impl<'a> Argv<'a> {
+    pub fn new() -> Self {
+        Argv { ptrs: [core::ptr::null(); MAX_ARGV + 1], len: 0, _life: PhantomData }
+    }
+    /// Append a word; false when the line is full (the word is dropped).
+    pub fn push(&mut self, s: &'a CStr) -> bool {
+        if self.len == MAX_ARGV {
+            return false;
+        }
+        self.ptrs[self.len] = s.as_ptr();
+        self.len += 1;
+        true
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// exec `prog` with these words. Returns only on failure.
+    pub fn exec(&self, prog: &CStr) -> sys::Errno {
+        // SAFETY: the array is NULL-terminated (one slot is kept for it)
+        // and its pointers are C strings that outlive the call.
+        unsafe { sys::exec(prog, self.ptrs.as_ptr()) }
+    }
+    /// The words, for tests and diagnostics.
+    pub fn words(&self) -> impl Iterator<Item = &'a CStr> + '_ {
+        // SAFETY: every pointer came from a &'a CStr (see `push`).
+        self.ptrs[..self.len].iter().map(|&p| unsafe { CStr::from_ptr(p) })
+    }
+}
+
+impl Default for Argv<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One run of the runtime.
+pub struct Spawn<'a> {
+    pub prog: &'a CStr,
+    pub argv: &'a Argv<'a>,
+    /// The child's stdin, stdout, stderr.
+    pub stdio: [BorrowedFd<'a>; 3],
+    /// Read one record from here (the manager's go-ahead) before exec'ing.
+    /// Waiting in the child keeps the shim's loop serving meanwhile, so
+    /// this case forks instead of sharing our memory.
+    pub gate: Option<BorrowedFd<'a>>,
+    /// The shim lowered its own oom_score_adj: the child puts it back.
+    pub reset_oom: bool,
+    /// Descriptors from 3 up to keep open for the runtime (`--preserve-fds`).
+    pub keep_from_3: u32,
+}
+
+/// The runtime's child runs on this stack until it execs (CLONE_VM: it
+/// shares our memory meanwhile), then the pages are handed back.
+#[repr(C, align(4096))]
+struct ChildStack([u8; CHILD_STACK]);
+const CHILD_STACK: usize = 32 * 1024;
+static mut STACK: ChildStack = ChildStack([0; CHILD_STACK]);
+
+struct Args<'a, 'b> {
+    s: &'b Spawn<'a>,
+    parent: Pid,
+}
+
+extern "C" fn child_entry(arg: *mut core::ffi::c_void) -> core::ffi::c_int {
+    // SAFETY: `arg` is the `Args` that `spawn` passed, alive while the
+    // parent waits for this child to exec (CLONE_VFORK).
+    let a = unsafe { &*(arg as *const Args) };
+    child(a.s, a.parent)
+}
+
+/// Start the runtime; the parent gets its pid. Like posix_spawn, the child
+/// shares our memory (CLONE_VM) and we wait until it has exec'd
+/// (CLONE_VFORK): no address space is copied and no page is faulted in
+/// twice, which is most of what a fork costs a shim.
+#[inline(never)]
+pub fn spawn(s: &Spawn) -> sys::Result<Pid> {
+    let parent = sys::getpid();
+    if s.gate.is_some() {
+        let pid = sys::fork()?;
+        if pid == 0 {
+            child(s, parent);
+        }
+        return Ok(pid);
+    }
+    let args = Args { s, parent };
+    // SAFETY: the child stack is used by nobody else (one spawn at a
+    // time: the parent is suspended until the child execs); the child only
+    // makes raw system calls and execs or exits.
+    let r = unsafe {
+        let stack = &mut (*addr_of_mut!(STACK)).0;
+        sys::spawn_vfork(child_entry, stack, &args as *const Args as *mut core::ffi::c_void)
+    };
+    sys::release(addr_of_mut!(STACK) as usize, CHILD_STACK);
+    r
+}
+
+/// In the child: only raw system calls, and it never returns.
+#[inline(never)]
+fn child(s: &Spawn, parent: Pid) -> ! {
+    if let Some(fd) = s.gate {
+        let mut b = [0u8; 64];
+        let _ = sys::read(fd, &mut b);
+    }
+    let ok = s.stdio.iter().enumerate().all(|(i, fd)| sys::dup_to(fd, i as i32).is_ok());
+    if !ok {
+        sys::exit(127);
+    }
+    sys::close_from(3 + s.keep_from_3 as i32);
+    for fd in 3..3 + s.keep_from_3 as i32 {
+        let _ = sys::set_cloexec(sys::borrow(fd), false);
+    }
+    sys::reset_signals_raw();
+    sys::die_with_parent();
+    if sys::getppid() != parent {
+        sys::exit(127);
+    }
+    if s.reset_oom {
+        sys::set_oom_score_adj(b"0");
+    }
+    let e = s.argv.exec(s.prog);
+    // Reaches the shim through the stderr pipe, as the runtime's error.
+    let mut msg: Buf<512> = Buf::new();
+    msg.push(b"shimlet: cannot execute runtime ");
+    msg.push(s.prog.to_bytes());
+    msg.push(b": ");
+    msg.push(sys::text(e));
+    msg.push(b"\n");
+    let _ = sys::write_all(sys::borrow(2), msg.as_bytes());
+    sys::exit(127)
+}
+
+/// The pid in a pidfile the runtime wrote.
+pub fn read_pidfile(path: &CStr) -> Result<Pid, &'static [u8]> {
+    let mut b = [0u8; 32];
+    let content = sys::read_file(path, &mut b).map_err(sys::text)?;
+    match parse_u64(content, i32::MAX as u64) {
+        Some(p) if p > 0 => Ok(p as Pid),
+        _ => Err(b"not a pid"),
+    }
+}
+
+/// The parent pid of `pid`, from /proc/PID/stat (the field after the
+/// parenthesised command name, which may itself hold spaces or parens).
+pub fn parent_of(pid: Pid) -> Option<Pid> {
+    let mut path: Buf<32> = Buf::new();
+    path.push(b"/proc/");
+    path.push_u64(pid as u64);
+    path.push(b"/stat");
+    let mut b = [0u8; 512];
+    let b = sys::read_file(path.as_cstr()?, &mut b).ok()?;
+    let close = b.iter().rposition(|&c| c == b')')?;
+    let mut f = b[close + 1..].split(|&c| c == b' ').filter(|w| !w.is_empty());
+    f.next()?; // state
+    parse_u64(f.next()?, i32::MAX as u64).map(|p| p as Pid)
+}
+
+/// What a failed runtime printed: on `first`, else on `second` (its stderr,
+/// then its stdout), read without waiting, bounded by `msg`; `scratch` is
+/// the buffer reads go through.
+pub fn collect_error<const N: usize>(
+    first: Option<BorrowedFd>,
+    second: Option<BorrowedFd>,
+    scratch: &mut [u8],
+    msg: &mut Buf<N>,
+) {
+    for fd in [first, second].into_iter().flatten() {
+        let _ = sys::set_nonblock(fd);
+        while msg.room() > 0 {
+            let room = msg.room().min(scratch.len());
+            match sys::read(fd, &mut scratch[..room]) {
+                Ok(n) if n > 0 => {
+                    msg.push(&scratch[..n]);
+                }
+                _ => break,
+            }
+        }
+        if !crate::buf::trim(msg.as_bytes()).is_empty() {
+            return;
+        }
+        msg.clear();
+    }
+}
+
+/// SIGKILL every remaining child of ours (from /proc/self/task/PID/children,
+/// so no process table walk) and reap them, looking again for processes
+/// re-parented to us meanwhile; bounded (about 2 s), never blocking for
+/// ever on something unkillable.
+pub fn kill_leftovers() {
+    let mut path: Buf<48> = Buf::new();
+    path.push(b"/proc/self/task/");
+    path.push_u64(sys::getpid() as u64);
+    path.push(b"/children");
+    let Some(p) = path.as_cstr() else { return };
+    for _round in 0..100 {
+        let mut any = false;
+        let mut b = [0u8; 512];
+        if let Ok(list) = sys::read_file(p, &mut b) {
+            for w in list.split(|c| *c == b' ' || *c == b'\n') {
+                if let Some(pid) = parse_u64(w, i32::MAX as u64) {
+                    let _ = sys::kill(pid as Pid, 9);
+                    any = true;
+                }
+            }
+        }
+        while sys::reap_one().is_some() {
+            any = true;
+        }
+        if !any {
+            return;
+        }
+        sys::sleep_ms(20);
+    }
+}
+
+/// A descriptor's number, for command lines and epoll tokens.
+pub fn raw(fd: impl AsFd) -> i32 {
+    fd.as_fd().as_raw_fd()
+}

@@ -33,12 +33,16 @@ pub enum Kind {
     ConsoleConn,
     Ctl,
     Oom,
+    /// A relay's output FIFO (writable again).
+    Sink,
+    /// A relay's input FIFO.
+    Source,
     /// The front end's own descriptors; `sub` says which.
     Front,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 14] = [
         Kind::Signal,
         Kind::Stdout,
         Kind::Stderr,
@@ -50,6 +54,8 @@ impl Kind {
         Kind::ConsoleConn,
         Kind::Ctl,
         Kind::Oom,
+        Kind::Sink,
+        Kind::Source,
         Kind::Front,
     ];
 }

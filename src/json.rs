@@ -1,7 +1,14 @@
-//! JSON string escaping for the sync-pipe messages. The runtime's error
-//! text is arbitrary bytes; the message must always be valid JSON, so
-//! invalid UTF-8 becomes U+FFFD and control bytes become escapes. An escape
-//! is never cut in half when the buffer fills.
+//! JSON, both ways, without an allocator.
+//!
+//! Writing: string escaping for the sync-pipe messages. The runtime's
+//! error text is arbitrary bytes; the message must always be valid JSON,
+//! so invalid UTF-8 becomes U+FFFD and control bytes become escapes. An
+//! escape is never cut in half when the buffer fills.
+//!
+//! Reading: `lookup` finds the value at a path of object keys in a
+//! document (an OCI config's annotations, a line of runc's log) by
+//! scanning it once; nesting is tracked with a depth count, never by
+//! recursion, and malformed input simply finds nothing.
 
 use crate::buf::Buf;
 
@@ -43,6 +50,159 @@ pub fn escape_into<const N: usize>(out: &mut Buf<N>, s: &[u8]) -> bool {
     true
 }
 
+/// Skip white space from `i`.
+fn ws(d: &[u8], mut i: usize) -> usize {
+    while i < d.len() && matches!(d[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the string that starts (with its quote) at `i`.
+fn string_end(d: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while i < d.len() {
+        match d[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The end of the value that starts at `i` (any kind, nested ones too).
+fn value_end(d: &[u8], i: usize) -> Option<usize> {
+    let mut i = ws(d, i);
+    match *d.get(i)? {
+        b'"' => string_end(d, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            while i < d.len() {
+                match d[i] {
+                    b'"' => {
+                        i = string_end(d, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            while i < d.len() && !matches!(d[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// The raw value (a string with its quotes, a number, an object...) of
+/// `key` in the object that starts at `i`.
+fn member<'d>(d: &'d [u8], i: usize, key: &[u8]) -> Option<(usize, &'d [u8])> {
+    let mut i = ws(d, i);
+    if d.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = ws(d, i);
+        match d.get(i)? {
+            b'}' => return None,
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let kend = string_end(d, i)?;
+        let k = &d[i + 1..kend - 1];
+        i = ws(d, kend);
+        if d.get(i) != Some(&b':') {
+            return None;
+        }
+        let vstart = ws(d, i + 1);
+        let vend = value_end(d, vstart)?;
+        if k == key {
+            return Some((vstart, &d[vstart..vend]));
+        }
+        i = vend;
+    }
+}
+
+/// The raw value at `path` (object keys from the top), if any.
+pub fn lookup<'d>(d: &'d [u8], path: &[&[u8]]) -> Option<&'d [u8]> {
+    let mut at = 0;
+    let mut v: &[u8] = d;
+    for key in path {
+        let (start, val) = member(d, at, key)?;
+        at = start;
+        v = val;
+    }
+    Some(v)
+}
+
+/// A JSON string value (with its quotes) unescaped into `out`; false when
+/// it is not a string or did not fit. `\uXXXX` outside ASCII becomes
+/// UTF-8 (surrogate pairs included).
+pub fn unescape<const N: usize>(v: &[u8], out: &mut Buf<N>) -> bool {
+    if v.len() < 2 || v[0] != b'"' || v[v.len() - 1] != b'"' {
+        return false;
+    }
+    let s = &v[1..v.len() - 1];
+    let mut i = 0;
+    let mut ok = true;
+    let hex4 = |s: &[u8]| -> Option<u32> {
+        if s.len() < 4 {
+            return None;
+        }
+        s[..4].iter().try_fold(0u32, |a, &c| Some(a * 16 + (c as char).to_digit(16)?))
+    };
+    while i < s.len() {
+        if s[i] != b'\\' {
+            ok &= out.push_byte(s[i]);
+            i += 1;
+            continue;
+        }
+        let Some(&e) = s.get(i + 1) else { return false };
+        i += 2;
+        let c = match e {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'b' => 8,
+            b'f' => 12,
+            b'u' => {
+                let Some(mut cp) = hex4(&s[i..]) else { return false };
+                i += 4;
+                if (0xd800..0xdc00).contains(&cp) && s.get(i) == Some(&b'\\') && s.get(i + 1) == Some(&b'u') {
+                    if let Some(lo) = hex4(&s[i + 2..]) {
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff);
+                        i += 6;
+                    }
+                }
+                let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                let mut tmp = [0u8; 4];
+                ok &= out.push(ch.encode_utf8(&mut tmp).as_bytes());
+                continue;
+            }
+            c => c,
+        };
+        ok &= out.push_byte(c);
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +231,32 @@ mod tests {
         let mut b: Buf<4> = Buf::new();
         assert!(!escape_into(&mut b, b"\x01"));
         assert_eq!(b.as_bytes(), b"");
+    }
+
+    #[test]
+    fn lookups() {
+        let doc = br#"{"ociVersion":"1.0.2","process":{"terminal":false,"args":["sh","-c","x}"]},
+            "annotations": {"io.kubernetes.cri.sandbox-id" : "abc\"def", "n": 5}}"#;
+        assert_eq!(lookup(doc, &[b"ociVersion"]), Some(&br#""1.0.2""#[..]));
+        assert_eq!(lookup(doc, &[b"process", b"terminal"]), Some(&b"false"[..]));
+        assert_eq!(lookup(doc, &[b"annotations", b"n"]), Some(&b"5"[..]));
+        let v = lookup(doc, &[b"annotations", b"io.kubernetes.cri.sandbox-id"]).unwrap();
+        let mut b: Buf<32> = Buf::new();
+        assert!(unescape(v, &mut b));
+        assert_eq!(b.as_bytes(), b"abc\"def");
+        assert_eq!(lookup(doc, &[b"annotations", b"missing"]), None);
+        assert_eq!(lookup(doc, &[b"process", b"args", b"x"]), None);
+        for bad in [&b""[..], b"{", b"{\"a\"", b"{\"a\":", b"[1,2", b"{\"a\":\"x"] {
+            assert_eq!(lookup(bad, &[b"a"]), None);
+        }
+    }
+
+    #[test]
+    fn unescapes() {
+        let mut b: Buf<64> = Buf::new();
+        assert!(unescape(br#""a\n\u00e9\ud83d\ude00\/""#, &mut b));
+        assert_eq!(b.as_bytes(), "a\n\u{e9}\u{1f600}/".as_bytes());
+        b.clear();
+        assert!(!unescape(b"nope", &mut b));
     }
 }

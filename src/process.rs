@@ -21,6 +21,7 @@ use crate::logfile::Stream;
 use crate::oom::Oom;
 use crate::output::{self, Output};
 use crate::sock::{self, Place};
+use crate::relay::{self, Relay};
 use crate::sys::{self, AsFd, EventFlags, OwnedFd, Pid};
 use crate::tty::{self, Console};
 
@@ -83,8 +84,12 @@ pub struct Proc<'a> {
     pub oomed: bool,
     /// When the front end wants to hear again (monotonic ms).
     pub deadline: Option<u64>,
-    /// The input target is in the epoll set for EPOLLOUT.
+    /// The pty's output to, and input from, a manager's FIFOs (containerd).
+    pub relay: Relay,
+    /// The input target is in the epoll set for EPOLLOUT (the stdin pipe).
     target_watched: bool,
+    /// The pty's current epoll interest.
+    pty_ev: EventFlags,
 }
 
 impl<'a> Proc<'a> {
@@ -101,7 +106,9 @@ impl<'a> Proc<'a> {
             oom: None,
             oomed: false,
             deadline: None,
+            relay: Relay::new(),
             target_watched: false,
+            pty_ev: EventFlags::empty(),
         }
     }
 
@@ -203,11 +210,26 @@ impl<'a> Proc<'a> {
             Kind::Pty => {
                 if ev.contains(EventFlags::OUT) {
                     self.flush_input(input);
+                    if let Some(pty) = &self.io.pty {
+                        self.relay.flush(pty);
+                    }
                 }
                 if ev.intersects(EventFlags::IN | EventFlags::HUP | EventFlags::ERR) {
-                    self.on_output(poll, Stream::Stdout, Kind::Pty, io);
+                    if self.relay.out.is_some() {
+                        self.relay_output(poll, io);
+                    } else {
+                        self.on_output(poll, Stream::Stdout, Kind::Pty, io);
+                    }
                 }
             }
+            Kind::Sink => {
+                self.relay.out_blocked = false;
+                if let Some(out) = &self.relay.out {
+                    poll.remove(out);
+                }
+                self.relay_output(poll, io);
+            }
+            Kind::Source => self.relay_input(poll),
             Kind::Stdin => self.flush_input(input),
             Kind::Listen => self.on_accept(poll),
             Kind::Client => self.on_client(tok.sub as usize, tok.fd, ev, input),
@@ -273,7 +295,33 @@ impl<'a> Proc<'a> {
         if let Some(fd) = self.source(kind).take() {
             poll.remove(&fd);
             if kind == Kind::Pty {
-                self.target_watched = false;
+                self.pty_ev = EventFlags::empty();
+                // Its reader sees the end once the pty is gone.
+                self.relay.out = None;
+            }
+        }
+    }
+
+    /// The pty's output to the relay's FIFO, as far as it has room.
+    fn relay_output(&mut self, poll: &Poll, io: &mut [u8]) {
+        let Some(pty) = &self.io.pty else { return };
+        match self.relay.output(pty, io) {
+            relay::Step::Done => {}
+            relay::Step::Blocked => {
+                if let Some(out) = &self.relay.out {
+                    let _ = poll.add(self.token(Kind::Sink, 0, out), out, EventFlags::OUT);
+                }
+            }
+            relay::Step::Ended => self.close_source(poll, Kind::Pty),
+        }
+    }
+
+    /// The relay's FIFO input to the pty.
+    fn relay_input(&mut self, poll: &Poll) {
+        let Some(pty) = &self.io.pty else { return };
+        if self.relay.input(pty) == relay::Step::Ended {
+            if let Some(inp) = self.relay.inp.take() {
+                poll.remove(&inp);
             }
         }
     }
@@ -467,14 +515,27 @@ impl<'a> Proc<'a> {
             }
         }
         let want_out = !reading && self.target() == Target::Open;
-        if want_out != self.target_watched {
-            if self.io.terminal {
-                if let Some(pty) = &self.io.pty {
-                    let ev = if want_out { EventFlags::IN | EventFlags::OUT } else { EventFlags::IN };
-                    poll.set(self.token(Kind::Pty, 0, pty), pty, ev);
-                    self.target_watched = want_out;
+        if self.io.terminal {
+            if let Some(pty) = &self.io.pty {
+                let mut ev = EventFlags::empty();
+                if !self.relay.out_blocked {
+                    ev |= EventFlags::IN;
                 }
-            } else if let Some(fd) = &self.io.stdin {
+                if want_out || self.relay.input_waits() {
+                    ev |= EventFlags::OUT;
+                }
+                if ev != self.pty_ev {
+                    poll.set(self.token(Kind::Pty, 0, pty), pty, ev);
+                    self.pty_ev = ev;
+                }
+            }
+            // The relay's input is read only while its window is empty.
+            if let Some(inp) = &self.relay.inp {
+                let ev = if self.relay.input_waits() { EventFlags::empty() } else { EventFlags::IN };
+                poll.set(self.token(Kind::Source, 0, inp), inp, ev);
+            }
+        } else if want_out != self.target_watched {
+            if let Some(fd) = &self.io.stdin {
                 if want_out {
                     let _ = poll.add(self.token(Kind::Stdin, 0, fd), fd, EventFlags::OUT);
                 } else {
@@ -540,8 +601,11 @@ impl<'a> Proc<'a> {
         self.io.pty_received = true;
         tty::adopt_pty(&fd, self.io.winsz.take());
         let _ = self.watch(poll, Kind::Pty, 0, &fd, EventFlags::IN);
-        self.target_watched = false;
+        self.pty_ev = EventFlags::IN;
         self.io.pty = Some(fd);
+        if let Some(inp) = &self.relay.inp {
+            let _ = poll.add(self.token(Kind::Source, 0, inp), inp, EventFlags::IN);
+        }
         // One pty per process: the console socket is done (dropping it
         // removes it).
         self.console = None;

@@ -1,6 +1,7 @@
-//! The daemon's processes: a fixed-capacity table of `Proc` values. A slot
-//! costs memory only once used (the table is in .bss, and a slot's pages
-//! are touched when a process is put there); the capacity is the front
+//! The daemon's processes: a fixed-capacity table of `Proc` values (and
+//! any front end's own per-process values, in a table of the same shape).
+//! A slot costs memory only once used (a table lives in .bss, and a slot's
+//! pages are touched when a value is put there); the capacity is the front
 //! end's choice, up to `CAPACITY`.
 
 use core::mem::MaybeUninit;
@@ -11,19 +12,23 @@ use crate::process::Proc;
 /// refuses a process beyond it, with a clear message).
 pub const CAPACITY: usize = 64;
 
+/// Slots of `T`; all zero bytes is an empty table (so it can live in .bss).
 #[repr(C)]
-pub struct Table<'a> {
-    /// Bit i: slot i holds a process.
+pub struct Slots<T> {
+    /// Bit i: slot i holds a value.
     used: u64,
     /// How many slots the front end allows (1 for conmon's).
     cap: usize,
-    slots: [MaybeUninit<Proc<'a>>; CAPACITY],
+    slots: [MaybeUninit<T>; CAPACITY],
 }
+
+/// The daemon's processes.
+pub type Table<'a> = Slots<Proc<'a>>;
 
 /// Where slot 0 starts within the table.
 pub const SLOTS_OFFSET: usize = core::mem::offset_of!(Table<'static>, slots);
 
-impl<'a> Table<'a> {
+impl<T> Slots<T> {
     /// Allow `cap` slots (at most CAPACITY).
     pub fn set_capacity(&mut self, cap: usize) {
         self.cap = cap.min(CAPACITY);
@@ -39,7 +44,7 @@ impl<'a> Table<'a> {
     }
 
     /// Put `p` in slot `i` (which must be free); false when it is not.
-    pub fn put(&mut self, i: usize, p: Proc<'a>) -> bool {
+    pub fn put(&mut self, i: usize, p: T) -> bool {
         if i >= self.cap || self.used & (1 << i) != 0 {
             return false;
         }
@@ -48,7 +53,7 @@ impl<'a> Table<'a> {
         true
     }
 
-    pub fn get(&self, i: usize) -> Option<&Proc<'a>> {
+    pub fn get(&self, i: usize) -> Option<&T> {
         if i < CAPACITY && self.used & (1 << i) != 0 {
             // SAFETY: a set bit means the slot was written by `put` and
             // not yet dropped by `remove`.
@@ -58,7 +63,7 @@ impl<'a> Table<'a> {
         }
     }
 
-    pub fn get_mut(&mut self, i: usize) -> Option<&mut Proc<'a>> {
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
         if i < CAPACITY && self.used & (1 << i) != 0 {
             // SAFETY: as in `get`.
             Some(unsafe { self.slots[i].assume_init_mut() })
@@ -67,7 +72,7 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Drop the process in slot `i`, closing whatever it holds.
+    /// Drop the value in slot `i`, closing whatever it holds.
     pub fn remove(&mut self, i: usize) {
         if i < CAPACITY && self.used & (1 << i) != 0 {
             self.used &= !(1 << i);

@@ -271,9 +271,7 @@ fn non_reading_client_is_dropped_and_nothing_grows() {
     let fx = Fixture::new("att-slow");
     let line: String = "0123456789abcdef".repeat(64)[..1023].to_string();
     const TOTAL: usize = 64 << 20;
-    let script = format!(
-        "read go; yes \"$0\" | head -c {TOTAL}; echo DONE-MARKER; read end; exit 0"
-    );
+    let script = format!("read go; yes \"$0\" | head -c {TOTAL}; echo DONE-MARKER; read end; exit 0");
     let c = fx.bundle(&["sh", "-c", &script, &line]);
     let sock = sock_path(&c);
     let shim = launch_start(&fx, &c, &["--attach", sock.to_str().unwrap(), "--stdin"]);
@@ -340,7 +338,12 @@ fn non_reading_client_is_dropped_and_nothing_grows() {
     let lines = log.lines(Stream::Stdout);
     assert_eq!(lines.len(), TOTAL / 1024 + 1, "line count in the log");
     let bad = lines[..TOTAL / 1024].iter().position(|(l, t)| !t || l.as_slice() != line.as_bytes());
-    assert!(bad.is_none(), "log line {} differs: {:?}", bad.unwrap_or(0), lines.get(bad.unwrap_or(0)).map(|(l, _)| tail_str(l)));
+    assert!(
+        bad.is_none(),
+        "log line {} differs: {:?}",
+        bad.unwrap_or(0),
+        lines.get(bad.unwrap_or(0)).map(|(l, _)| tail_str(l))
+    );
     assert_eq!(lines[TOTAL / 1024], (b"DONE-MARKER".to_vec(), true));
     end(&fx, &c, shim);
 }
@@ -477,7 +480,9 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
         let f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdin_pipe).ok()?;
         let mut n: libc::c_int = 0;
         // SAFETY: FIONREAD / F_GETPIPE_SZ on a descriptor we own.
-        let (r, size) = unsafe { (libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n), libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ)) };
+        let (r, size) = unsafe {
+            (libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n), libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ))
+        };
         (r == 0 && size > 0 && n == size).then_some(n as usize)
     };
 
@@ -488,10 +493,16 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     // full (bounded: at most 1 MiB, at most WAIT).
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        assert!(std::time::Instant::now() < deadline, "the container's stdin pipe never filled: {} bytes sent", sent.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's stdin pipe never filled: {} bytes sent",
+            sent.len()
+        );
         let mut msg = Vec::with_capacity(8192);
         while msg.len() + 64 <= 8192 {
-            msg.extend_from_slice(format!("input line {i:08} ...........................................\n").as_bytes());
+            msg.extend_from_slice(
+                format!("input line {i:08} ...........................................\n").as_bytes(),
+            );
             i += 1;
         }
         match cl.try_send(&msg) {
@@ -510,12 +521,13 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     let pipe = pipe_full().unwrap();
     assert!(sent.len() > pipe, "sent {} bytes, pipe holds {pipe}", sent.len());
     drop(cl); // hang up with input still waiting
-    // Let the container read.
+              // Let the container read.
     let go = PathBuf::from(format!("/proc/{cpid}/root/dev/shm/go"));
     fs::write(&go, b"").unwrap_or_else(|e| panic!("create {}: {e}", go.display()));
 
     let done = wait_until_or_none(WAIT, || c.status.exists().then_some(()));
-    let got = fs::read(&c.log).ok().and_then(|d| Log::parse(&d).ok()).map(|l| l.stream(Stream::Stdout)).unwrap_or_default();
+    let got =
+        fs::read(&c.log).ok().and_then(|d| Log::parse(&d).ok()).map(|l| l.stream(Stream::Stdout)).unwrap_or_default();
     if done.is_none() {
         runc_kill(&fx, &c, "KILL");
         c.wait_status();
@@ -669,10 +681,14 @@ fn ctl_size_before_pty_exists() {
             runc_bin().display()
         ),
     );
-    let l = fx
-        .launcher(&c)
-        .opt("--runtime", &wrapper)
-        .args(&["--attach", sock.to_str().unwrap(), "--ctl", ctl.to_str().unwrap(), "--terminal", "--stdin"]);
+    let l = fx.launcher(&c).opt("--runtime", &wrapper).args(&[
+        "--attach",
+        sock.to_str().unwrap(),
+        "--ctl",
+        ctl.to_str().unwrap(),
+        "--terminal",
+        "--stdin",
+    ]);
     let dir = c.dir.clone();
     let launcher = std::thread::spawn(move || l.run(&dir));
     wait_until("the ctl FIFO to exist", WAIT, || ctl.exists().then_some(()));
@@ -701,9 +717,14 @@ fn ctl_size_before_start() {
     let fx = Fixture::new("att-prestart");
     let c = tty_bundle(&fx, &["sh"]);
     let (sock, ctl) = (sock_path(&c), ctl_path(&c));
-    let l = fx
-        .launcher(&c)
-        .args(&["--attach", sock.to_str().unwrap(), "--ctl", ctl.to_str().unwrap(), "--terminal", "--stdin"]);
+    let l = fx.launcher(&c).args(&[
+        "--attach",
+        sock.to_str().unwrap(),
+        "--ctl",
+        ctl.to_str().unwrap(),
+        "--terminal",
+        "--stdin",
+    ]);
     fx.launch_ok(&c, l);
     let shim = c.shim_pid();
     ctl_write(&ctl, "1 35 81\n");

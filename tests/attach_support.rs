@@ -29,7 +29,6 @@ pub fn ctl_write(path: &Path, line: &str) {
     (&f).write_all(line.as_bytes()).unwrap_or_else(|e| panic!("write ctl: {e}"));
 }
 
-
 // ---------------------------------------------------------------------------
 // ptys
 
@@ -74,7 +73,6 @@ pub fn get_winsize(fd: RawFd) -> (u16, u16) {
     assert_eq!(r, 0, "TIOCGWINSZ: {}", os_err());
     (ws.ws_row, ws.ws_col)
 }
-
 
 pub fn write_fd(fd: RawFd, data: &[u8]) {
     let mut off = 0;
@@ -133,8 +131,6 @@ pub fn read_fd_some(fd: RawFd, acc: &mut Vec<u8>, limit: Duration) -> bool {
 
 // ---------------------------------------------------------------------------
 // /proc figures
-
-
 
 // ---------------------------------------------------------------------------
 // files

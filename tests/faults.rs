@@ -42,30 +42,18 @@ fn end(fx: &Fixture, c: &Container, shim: i32) {
     let left = find_shims(&fx.token);
     assert!(left.is_empty(), "shimlet processes left: {left:?}");
     let out = fx.runc_output(&["delete", "-f", &c.id]);
-    assert!(
-        out.status.success(),
-        "runc delete {}: {}",
-        c.id,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "runc delete {}: {}", c.id, String::from_utf8_lossy(&out.stderr));
     let list = fx.runc_list();
     assert!(list.is_empty(), "runc list after the test: {list:?}");
 }
 
 fn runc_status(fx: &Fixture, c: &Container) -> String {
-    fx.state(c)
-        .and_then(|v| v["status"].as_str().map(|s| s.to_string()))
-        .unwrap_or_else(|| "<unknown>".into())
+    fx.state(c).and_then(|v| v["status"].as_str().map(|s| s.to_string())).unwrap_or_else(|| "<unknown>".into())
 }
 
 fn runc_kill(fx: &Fixture, c: &Container, sig: &str) {
     let out = fx.runc_output(&["kill", &c.id, sig]);
-    assert!(
-        out.status.success(),
-        "runc kill {} {sig}: {}",
-        c.id,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "runc kill {} {sig}: {}", c.id, String::from_utf8_lossy(&out.stderr));
 }
 
 /// A bundle whose process runs on a terminal.
@@ -110,17 +98,11 @@ fn procs_mentioning(token: &str) -> Vec<String> {
 /// as children of the test), nothing in the container's cgroups, no
 /// process mentioning the container id.
 fn assert_nothing_left(fx: &Fixture, c: &Container, pids: &[i32]) {
-    let shim = fs::read_to_string(&c.shim_pidfile)
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok());
+    let shim = fs::read_to_string(&c.shim_pidfile).ok().and_then(|s| s.trim().parse::<i32>().ok());
     c.wait_no_shim(shim);
     for &p in pids {
         wait_pid_gone(p, "a process the runtime started");
-        assert!(
-            !pid_alive(p),
-            "pid {p} ({}) is still running",
-            proc_cmdline(p)
-        );
+        assert!(!pid_alive(p), "pid {p} ({}) is still running", proc_cmdline(p));
     }
     wait_until_or(
         &format!("no process left in the cgroups of {}", c.id),
@@ -146,21 +128,11 @@ fn assert_nothing_left(fx: &Fixture, c: &Container, pids: &[i32]) {
 /// Requires a failed create on the sync descriptor: `{"pid": -1,
 /// "message": ...}` with a message containing `want`; returns the message.
 fn assert_sync_failure(r: &Launched, want: &str) -> String {
-    assert!(
-        r.status.success(),
-        "with a sync fd the launcher exits 0: {:?} {}",
-        r.status,
-        r.stderr_str()
-    );
+    assert!(r.status.success(), "with a sync fd the launcher exits 0: {:?} {}", r.status, r.stderr_str());
     assert_eq!(r.sync_pid(), -1, "sync message {}", r.sync_text());
-    let m = r
-        .sync_message()
-        .unwrap_or_else(|| panic!("no string message in {}", r.sync_text()));
+    let m = r.sync_message().unwrap_or_else(|| panic!("no string message in {}", r.sync_text()));
     assert!(!m.trim().is_empty(), "empty message: {}", r.sync_text());
-    assert!(
-        m.contains(want),
-        "the message {m:?} should contain {want:?}"
-    );
+    assert!(m.contains(want), "the message {m:?} should contain {want:?}");
     m
 }
 
@@ -175,36 +147,21 @@ fn wait_pid_file(p: &Path) -> i32 {
 /// create outcome within `limit`. When none comes, reports what the shim is
 /// doing (state, wait channel, children), kills its children so nothing is
 /// left behind, and panics.
-fn launch_sync_bounded(
-    fx: &Fixture,
-    c: &Container,
-    l: Launcher,
-    limit: Duration,
-) -> serde_json::Value {
+fn launch_sync_bounded(fx: &Fixture, c: &Container, l: Launcher, limit: Duration) -> serde_json::Value {
     let (r, w) = seqpacket_pair();
     let (mut child, _out, err) = spawn_with_fd(&l.args, &l.env, w.as_raw_fd(), &c.dir);
     drop(w);
     let st = wait_child(&mut child, "the launcher", WAIT);
-    assert!(
-        st.success(),
-        "launcher {st:?}: {}",
-        String::from_utf8_lossy(&read_all(&err))
-    );
+    assert!(st.success(), "launcher {st:?}: {}", String::from_utf8_lossy(&read_all(&err)));
     let shim = c.shim_pid();
     fx.track(shim);
     match read_line_fd(r.as_raw_fd(), limit) {
-        Ok(line) if line.ends_with(b"\n") => serde_json::from_slice(&line).unwrap_or_else(|e| {
-            panic!(
-                "sync line is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&line)
-            )
-        }),
+        Ok(line) if line.ends_with(b"\n") => serde_json::from_slice(&line)
+            .unwrap_or_else(|e| panic!("sync line is not JSON ({e}): {:?}", String::from_utf8_lossy(&line))),
         other => {
             let kids = children_of(shim);
-            let shown: Vec<String> = kids
-                .iter()
-                .map(|p| format!("{p} {} (state {:?})", proc_cmdline(*p), proc_state(*p)))
-                .collect();
+            let shown: Vec<String> =
+                kids.iter().map(|p| format!("{p} {} (state {:?})", proc_cmdline(*p), proc_state(*p))).collect();
             let wchan = fs::read_to_string(format!("/proc/{shim}/wchan")).unwrap_or_default();
             for &p in &kids {
                 // SAFETY: kill(2) of what the runtime left under the shim.
@@ -236,10 +193,7 @@ fn file_tail(p: &Path, n: u64) -> Vec<u8> {
 /// A launcher run through `/bin/sh -c PRELUDE; exec shimlet ARGS` (to set a
 /// umask or an oom_score_adj for the launcher only).
 fn wrapped(prelude: &str, inner: Launcher) -> Launcher {
-    let mut l = Launcher::new()
-        .arg("-c")
-        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
-        .arg(shimlet_bin());
+    let mut l = Launcher::new().arg("-c").arg(format!("{prelude}; exec \"$0\" \"$@\"")).arg(shimlet_bin());
     l.args.extend(inner.args);
     l.bin = Some(PathBuf::from("/bin/sh"));
     l
@@ -261,12 +215,7 @@ fn status_within(c: &Container, limit: Duration) -> Option<StatusLine> {
 fn cat_with_attach(fx: &Fixture, probe: bool) -> (Container, i32, Target) {
     let c = fx.bundle(&["cat"]);
     let sock = c.dir.join("attach.sock");
-    fx.launch_ok(
-        &c,
-        fx.launcher(&c)
-            .opt("--attach", &sock)
-            .args(&["--stdin", "--leave-stdin-open"]),
-    );
+    fx.launch_ok(&c, fx.launcher(&c).opt("--attach", &sock).args(&["--stdin", "--leave-stdin-open"]));
     let shim = c.shim_pid();
     fx.start(&c);
     let target = Target::new(&sock);
@@ -285,7 +234,6 @@ fn socket_count(shim: i32) -> usize {
     proc_fds(shim).iter().filter(|(_, t)| t.starts_with("socket:")).count()
 }
 
-
 // Proves --timeout bounds a runtime that never finishes `create` (a fake
 // that waits on a `sleep 1000` child): the sync message is {"pid": -1} with
 // a message saying the runtime did not finish within 2 s, the status file
@@ -296,11 +244,7 @@ fn runtime_hangs_in_create_timeout() {
     let fx = Fixture::new("f-hang-timeout");
     let c = fx.bundle(&["true"]);
     let rt = fake_runtime("hang.sh", &c.dir, 0o755);
-    let l = fx
-        .launcher(&c)
-        .opt("--runtime", &rt)
-        .opt("--timeout", "2")
-        .sync(Sync::Fd);
+    let l = fx.launcher(&c).opt("--runtime", &rt).opt("--timeout", "2").sync(Sync::Fd);
     let r = fx.launch(&c, l);
     let m = assert_sync_failure(&r, "did not finish within 2 s");
     let rt_pid = wait_pid_file(&c.dir.join("hang-runtime.pid"));
@@ -331,10 +275,7 @@ fn runtime_hangs_in_create_sigterm() {
     let r = launcher.join().expect("launcher thread");
     let err = r.stderr_str();
     assert_eq!(r.status.code(), Some(1), "launcher exit; stderr {err:?}");
-    assert!(
-        err.contains("still creating when the shim was told to stop"),
-        "launcher stderr {err:?}"
-    );
+    assert!(err.contains("still creating when the shim was told to stop"), "launcher stderr {err:?}");
     assert_nothing_left(&fx, &c, &[rt_pid, sleep_pid]);
     let st = c.wait_status();
     assert_eq!(st.kind, "failed", "status line {:?}", st.raw);
@@ -357,10 +298,7 @@ fn runtime_sigkilled_mid_create() {
     for delay in ["0", "0.02", "0.05", "0.1", "0.3", "1"] {
         let c = fx.bundle(&["true"]);
         let rt = fake_runtime("killself.sh", &c.dir, 0o755);
-        let l = fx
-            .launcher(&c)
-            .opt("--runtime", &rt)
-            .env("FAKE_DELAY", delay);
+        let l = fx.launcher(&c).opt("--runtime", &rt).env("FAKE_DELAY", delay);
         let v = launch_sync_bounded(&fx, &c, l, Duration::from_secs(15));
         assert_eq!(v["pid"], -1, "runtime SIGKILLed after {delay} s: sync {v}");
         let m = v["message"].as_str().unwrap_or_default().to_string();
@@ -394,15 +332,8 @@ fn runtime_sigkilled_mid_create() {
 #[test]
 fn runtime_writes_no_or_garbage_pidfile() {
     let fx = Fixture::new("f-pidfile");
-    let cases: Vec<Option<&str>> = vec![
-        None,
-        Some("abc"),
-        Some("-5"),
-        Some("0"),
-        Some(""),
-        Some("99999999999"),
-        Some("12abc"),
-    ];
+    let cases: Vec<Option<&str>> =
+        vec![None, Some("abc"), Some("-5"), Some("0"), Some(""), Some("99999999999"), Some("12abc")];
     for case in cases {
         let c = fx.bundle(&["true"]);
         let rt = fake_runtime("pidfile.sh", &c.dir, 0o755);
@@ -433,39 +364,20 @@ fn runtime_writes_no_or_garbage_pidfile() {
 fn runtime_reports_a_foreign_pid() {
     use std::os::unix::process::CommandExt;
     let fx = Fixture::new("f-foreign");
-    let mut foreign = std::process::Command::new("sleep")
-        .arg("1000")
-        .process_group(0)
-        .spawn()
-        .expect("spawn sleep");
+    let mut foreign = std::process::Command::new("sleep").arg("1000").process_group(0).spawn().expect("spawn sleep");
     let fpid = foreign.id() as i32;
     let _guard = KillOnDrop(vec![(fpid, "sleep")]);
     let c = fx.bundle(&["true"]);
     let rt = fake_runtime("pidfile.sh", &c.dir, 0o755);
-    let l = fx
-        .launcher(&c)
-        .opt("--runtime", &rt)
-        .env("FAKE_PIDFILE", fpid.to_string())
-        .sync(Sync::Fd);
+    let l = fx.launcher(&c).opt("--runtime", &rt).env("FAKE_PIDFILE", fpid.to_string()).sync(Sync::Fd);
     let r = fx.launch(&c, l);
-    assert!(
-        r.status.success(),
-        "launcher: {:?} {}",
-        r.status,
-        r.stderr_str()
-    );
+    assert!(r.status.success(), "launcher: {:?} {}", r.status, r.stderr_str());
     let shim = c.shim_pid();
     let pid = r.sync_pid();
-    eprintln!(
-        "foreign pid {fpid} in the pidfile: sync {}",
-        r.sync_text().trim()
-    );
+    eprintln!("foreign pid {fpid} in the pidfile: sync {}", r.sync_text().trim());
     if pid == -1 {
         assert_nothing_left(&fx, &c, &[]);
-        assert!(
-            pid_alive(fpid),
-            "the shim killed a process that was not its own"
-        );
+        assert!(pid_alive(fpid), "the shim killed a process that was not its own");
         return;
     }
     assert_eq!(pid, fpid as i64, "the sync pid must be the pidfile's");
@@ -491,12 +403,7 @@ fn runtime_creates_then_loses_the_pidfile() {
     for text in ["__delete__", "abc"] {
         let c = fx.bundle(&["true"]);
         let rt = fake_runtime("pidfile.sh", &c.dir, 0o755);
-        let l = fx
-            .launcher(&c)
-            .opt("--runtime", &rt)
-            .env("FAKE_REAL", "1")
-            .env("FAKE_PIDFILE", text)
-            .sync(Sync::Fd);
+        let l = fx.launcher(&c).opt("--runtime", &rt).env("FAKE_REAL", "1").env("FAKE_PIDFILE", text).sync(Sync::Fd);
         let r = fx.launch(&c, l);
         let m = assert_sync_failure(&r, "pid");
         assert_nothing_left(&fx, &c, &[]);
@@ -513,11 +420,7 @@ fn runtime_forks_container_and_exits_first() {
     let fx = Fixture::new("f-forks");
     let c = fx.bundle(&["sh", "-c", "echo forked-ok; exit 5"]);
     let rt = fake_runtime("pidfile.sh", &c.dir, 0o755);
-    let l = fx
-        .launcher(&c)
-        .opt("--runtime", &rt)
-        .env("FAKE_REAL", "1")
-        .sync(Sync::Fd);
+    let l = fx.launcher(&c).opt("--runtime", &rt).env("FAKE_REAL", "1").sync(Sync::Fd);
     let r = fx.launch_ok(&c, l);
     let pid = r.sync_pid() as i32;
     let state_pid = fx.state(&c).and_then(|s| s["pid"].as_i64()).unwrap_or(-1);
@@ -547,10 +450,7 @@ fn runtime_fails_leaving_a_grandchild() {
     // the outcome never comes; the guard kills them whatever happens.
     let dir = c.dir.clone();
     let pids = std::thread::spawn(move || {
-        (
-            wait_pid_file(&dir.join("orphan-sh.pid")),
-            wait_pid_file(&dir.join("orphan-sleep.pid")),
-        )
+        (wait_pid_file(&dir.join("orphan-sh.pid")), wait_pid_file(&dir.join("orphan-sleep.pid")))
     });
     let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         launch_sync_bounded(&fx, &c, l, Duration::from_secs(15))
@@ -577,49 +477,27 @@ fn sync_descriptor_closed_unread() {
     let fx = Fixture::new("f-sync-closed");
     for kind in ["socketpair", "pipe"] {
         let c = fx.bundle(&["sh", "-c", "echo served-out; echo served-err >&2; exit 6"]);
-        let (r, w) = if kind == "socketpair" {
-            seqpacket_pair()
-        } else {
-            pipe_pair()
-        };
+        let (r, w) = if kind == "socketpair" { seqpacket_pair() } else { pipe_pair() };
         let args = fx.launcher(&c).args;
         let (mut child, _out, err) = spawn_with_fd(&args, &[], w.as_raw_fd(), &c.dir);
         drop(r); // the manager is gone before anything was written
         drop(w);
         let st = wait_child(&mut child, "the launcher", WAIT);
-        assert!(
-            st.success(),
-            "{kind}: launcher {st:?}: {}",
-            String::from_utf8_lossy(&read_all(&err))
-        );
+        assert!(st.success(), "{kind}: launcher {st:?}: {}", String::from_utf8_lossy(&read_all(&err)));
         let shim = c.shim_pid();
         fx.track(shim);
         wait_until_or(
             &format!("{kind}: the container to be created"),
             WAIT,
             || (runc_status(&fx, &c) == "created").then_some(()),
-            || {
-                format!(
-                    "runc state: {}; shim alive: {}",
-                    runc_status(&fx, &c),
-                    pid_alive(shim)
-                )
-            },
+            || format!("runc state: {}; shim alive: {}", runc_status(&fx, &c), pid_alive(shim)),
         );
         fx.start(&c);
         let st = c.wait_status();
         assert_exited(&st, 6, 0);
         let log = c.log();
-        assert_eq!(
-            log.stream(Stream::Stdout),
-            b"served-out\n",
-            "{kind}: stdout"
-        );
-        assert_eq!(
-            log.stream(Stream::Stderr),
-            b"served-err\n",
-            "{kind}: stderr"
-        );
+        assert_eq!(log.stream(Stream::Stdout), b"served-out\n", "{kind}: stdout");
+        assert_eq!(log.stream(Stream::Stderr), b"served-err\n", "{kind}: stderr");
         end(&fx, &c, shim);
     }
 }
@@ -668,11 +546,7 @@ fn log_disk_full_drops_counts_and_recovers() {
     wait_until_or(
         "the diag file to say the log cannot be written",
         WAIT,
-        || {
-            read_text(&diag)
-                .contains("cannot write the log")
-                .then_some(())
-        },
+        || read_text(&diag).contains("cannot write the log").then_some(()),
         || format!("diag: {:?}", read_text(&diag)),
     );
     assert!(pid_alive(shim), "the shim died on a full disk");
@@ -685,26 +559,15 @@ fn log_disk_full_drops_counts_and_recovers() {
     c.wait_no_shim(Some(shim));
     let lost = st.num("lost") as usize;
     let d = read_text(&diag);
-    eprintln!(
-        "disk full: log {logged_before} bytes when full; status {:?}; diag:\n{d}",
-        st.raw.trim()
-    );
+    eprintln!("disk full: log {logged_before} bytes when full; status {:?}; diag:\n{d}", st.raw.trim());
     assert!(lost > 0, "lost= must count the dropped bytes: {:?}", st.raw);
     let again = d
         .lines()
-        .find_map(|l| {
-            l.split("the log is writable again; bytes lost so far: ")
-                .nth(1)
-        })
+        .find_map(|l| l.split("the log is writable again; bytes lost so far: ").nth(1))
         .unwrap_or_else(|| panic!("the diag file does not say the log is writable again:\n{d}"));
-    assert_eq!(
-        again.trim().parse::<usize>().ok(),
-        Some(lost),
-        "bytes lost in the diag vs lost= in the status"
-    );
+    assert_eq!(again.trim().parse::<usize>().ok(), Some(lost), "bytes lost in the diag vs lost= in the status");
     let raw = fs::read(&c.log).unwrap();
-    let log = Log::parse(&raw)
-        .unwrap_or_else(|e| panic!("after the disk was full the log is malformed: {e}"));
+    let log = Log::parse(&raw).unwrap_or_else(|e| panic!("after the disk was full the log is malformed: {e}"));
     let out = log.stream(Stream::Stdout);
     let flood_bytes = LINES * (line.len() + 1);
     let after: String = (0..200).map(|i| format!("after-space-{i}\n")).collect();
@@ -737,10 +600,7 @@ fn log_disk_full_drops_counts_and_recovers() {
 /// The shim's descriptor whose target is `path` followed by " (deleted)".
 fn deleted_log_fd(shim: i32, path: &Path) -> Option<PathBuf> {
     let want = format!("{} (deleted)", path.display());
-    proc_fds(shim)
-        .into_iter()
-        .find(|(_, t)| *t == want)
-        .map(|(n, _)| PathBuf::from(format!("/proc/{shim}/fd/{n}")))
+    proc_fds(shim).into_iter().find(|(_, t)| *t == want).map(|(n, _)| PathBuf::from(format!("/proc/{shim}/fd/{n}")))
 }
 
 // Proves the shim survives its log being deleted and renamed, and that
@@ -781,16 +641,10 @@ fn log_deleted_or_renamed_then_reopened() {
     );
     assert!(pid_alive(shim), "the shim died when its log was deleted");
     ctl_send(&ctl, b"2 0 0\n");
-    wait_until("the reopen to create a new log", WAIT, || {
-        c.log.exists().then_some(())
-    });
+    wait_until("the reopen to create a new log", WAIT, || c.log.exists().then_some(()));
     touch_in_container(pid, "go2");
     c.wait_log_contains(Stream::Stdout, "after-reopen\n");
-    assert_eq!(
-        c.log().stream(Stream::Stdout),
-        b"after-reopen\n",
-        "the new log"
-    );
+    assert_eq!(c.log().stream(Stream::Stdout), b"after-reopen\n", "the new log");
 
     // Renamed: lines follow the file until the reopen.
     let renamed = c.dir.join("ctr.log.renamed");
@@ -799,23 +653,14 @@ fn log_deleted_or_renamed_then_reopened() {
     wait_until("after-rename-1 in the renamed file", WAIT, || {
         contains(&fs::read(&renamed).ok()?, b"stdout F after-rename-1\n").then_some(())
     });
-    assert!(
-        !c.log.exists(),
-        "nothing may create the log before the reopen"
-    );
+    assert!(!c.log.exists(), "nothing may create the log before the reopen");
     ctl_send(&ctl, b"2 0 0\n");
-    wait_until("the second reopen to create a new log", WAIT, || {
-        c.log.exists().then_some(())
-    });
+    wait_until("the second reopen to create a new log", WAIT, || c.log.exists().then_some(()));
     touch_in_container(pid, "go4");
     let st = c.wait_status();
     assert_exited(&st, 0, 0);
     assert_eq!(st.num("lost"), 0, "nothing was lost: {:?}", st.raw);
-    assert_eq!(
-        c.log().stream(Stream::Stdout),
-        b"after-rename-2\n",
-        "the newest log"
-    );
+    assert_eq!(c.log().stream(Stream::Stdout), b"after-rename-2\n", "the newest log");
     let old = Log::parse(&fs::read(&renamed).unwrap()).expect("renamed log well-formed");
     assert_eq!(
         old.stream(Stream::Stdout),
@@ -883,14 +728,7 @@ fn run_flood(fx: &Fixture, c: &Container) -> Flood {
     let after = status_kb(shim, "RssAnon").expect("shim RssAnon");
     std::thread::sleep(Duration::from_millis(1500));
     let after_idle = status_kb(shim, "RssAnon").expect("shim RssAnon");
-    Flood {
-        shim,
-        pid,
-        before,
-        during,
-        after,
-        after_idle,
-    }
+    Flood { shim, pid, before, during, after, after_idle }
 }
 
 impl Flood {
@@ -909,10 +747,7 @@ impl Flood {
             "{what}: shim RssAnon before {} kB, max during {} kB ({} samples), right after {} kB, after 1.5 s idle {} kB",
             self.before, self.during.max, self.during.samples, self.after, self.after_idle
         );
-        assert!(
-            self.during.samples > 0,
-            "no RssAnon sample during the flood"
-        );
+        assert!(self.during.samples > 0, "no RssAnon sample during the flood");
         let limit = self.before + 4;
         assert!(
             self.during.max <= limit && self.after <= limit && self.after_idle <= limit,
@@ -943,26 +778,16 @@ fn check_flood_log(c: &Container, want: Vec<Seg>, keep_stderr: bool) -> (Scan, V
     )
     .unwrap_or_else(|e| panic!("the log is malformed: {e}"));
     if let Err(e) = exp.finish() {
-        panic!(
-            "stdout in the log: {e} ({} records, {} payload bytes)",
-            scan.records, scan.bytes
-        );
+        panic!("stdout in the log: {e} ({} records, {} payload bytes)", scan.records, scan.bytes);
     }
-    assert!(
-        scan.max_payload <= 8192,
-        "a record carries {} bytes: reads are at most 8192 bytes",
-        scan.max_payload
-    );
+    assert!(scan.max_payload <= 8192, "a record carries {} bytes: reads are at most 8192 bytes", scan.max_payload);
     (scan, err)
 }
 
 /// How much the no-newline flood writes: 1 GiB unless FAULTS_FLOOD_MIB
 /// says otherwise.
 fn flood_mib() -> u64 {
-    std::env::var("FAULTS_FLOOD_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
+    std::env::var("FAULTS_FLOOD_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024)
 }
 
 // Proves a flood without any newline (1 GiB of 'a', as 1024 x a 1 MiB file)
@@ -973,10 +798,7 @@ fn flood_mib() -> u64 {
 fn flood_without_newline() {
     let mib = flood_mib();
     let fx = Fixture::new("f-nonl");
-    let script = flood_script(
-        "",
-        &format!("i=0; while [ $i -lt {mib} ]; do cat /a.bin; i=$((i+1)); done"),
-    );
+    let script = flood_script("", &format!("i=0; while [ $i -lt {mib} ]; do cat /a.bin; i=$((i+1)); done"));
     let c = fx.bundle(&["sh", "-c", &script]);
     c.add_file("/a.bin", &vec![b'a'; 1 << 20]);
     let f = run_flood(&fx, &c);
@@ -984,11 +806,7 @@ fn flood_without_newline() {
     f.stop(&fx, &c);
     let (scan, _) = check_flood_log(
         &c,
-        vec![
-            Seg::Bytes(b"first-line\n".to_vec()),
-            Seg::cycle(b"a", mib << 20),
-            Seg::Bytes(b"\nFLOOD-END\n".to_vec()),
-        ],
+        vec![Seg::Bytes(b"first-line\n".to_vec()), Seg::cycle(b"a", mib << 20), Seg::Bytes(b"\nFLOOD-END\n".to_vec())],
         false,
     );
     eprintln!(
@@ -1034,10 +852,7 @@ fn flood_of_ten_million_short_lines() {
 fn flood_of_random_binary() {
     const N: usize = 50_000_000;
     let fx = Fixture::new("f-bin");
-    let script = flood_script(
-        &format!("head -c {N} /dev/urandom > /dev/shm/r"),
-        "cat /dev/shm/r",
-    );
+    let script = flood_script(&format!("head -c {N} /dev/urandom > /dev/shm/r"), "cat /dev/shm/r");
     let c = fx.bundle(&["sh", "-c", &script]);
     let f = run_flood(&fx, &c);
     let data = fs::read(shm_path(f.pid, "r")).expect("the container's random data");
@@ -1046,19 +861,10 @@ fn flood_of_random_binary() {
     f.stop(&fx, &c);
     let (scan, _) = check_flood_log(
         &c,
-        vec![
-            Seg::Bytes(b"first-line\n".to_vec()),
-            Seg::Bytes(data),
-            Seg::Bytes(b"\nFLOOD-END\n".to_vec()),
-        ],
+        vec![Seg::Bytes(b"first-line\n".to_vec()), Seg::Bytes(data), Seg::Bytes(b"\nFLOOD-END\n".to_vec())],
         false,
     );
-    eprintln!(
-        "random binary: {} bytes in, {} payload bytes logged in {} records",
-        N + 22,
-        scan.bytes,
-        scan.records
-    );
+    eprintln!("random binary: {} bytes in, {} payload bytes logged in {} records", N + 22, scan.bytes, scan.records);
 }
 
 /// Output meant to confuse: a 4 MiB line, terminal escapes, fake record
@@ -1067,9 +873,7 @@ fn flood_of_random_binary() {
 fn hostile_bytes() -> Vec<u8> {
     let mut h: Vec<u8> = b"HOSTILE-BEGIN\n".to_vec();
     h.extend(std::iter::repeat(b'x').take(4 << 20));
-    h.extend_from_slice(
-        b"\n\x1b[2J\x1b[H\x1b]0;title\x07\x1bP+q\x1b\\\x1b[6n\x1b[?1049h\x1b[31mred\x1b[0m\n",
-    );
+    h.extend_from_slice(b"\n\x1b[2J\x1b[H\x1b]0;title\x07\x1bP+q\x1b\\\x1b[6n\x1b[?1049h\x1b[31mred\x1b[0m\n");
     h.extend_from_slice(b"2026-11-28T19:33:42.123456789+00:00 stderr F forged record\n");
     h.extend_from_slice(b" stdout P \n F \n P\n\x00\x00\x00\n\xff\xfe\xfd\r\r\r\n\r");
     let mut rng = Rng::new(0xbad_5eed);
@@ -1120,16 +924,8 @@ fn hostile_output_does_not_grow_the_shim() {
         ],
         true,
     );
-    let at = err
-        .windows(13)
-        .take(1 << 20)
-        .position(|w| w == b"HOSTILE-BEGIN")
-        .expect("the hostile text on stderr");
-    assert!(
-        err[at..] == hostile[..],
-        "stderr: {}",
-        first_difference(&err[at..], &hostile)
-    );
+    let at = err.windows(13).take(1 << 20).position(|w| w == b"HOSTILE-BEGIN").expect("the hostile text on stderr");
+    assert!(err[at..] == hostile[..], "stderr: {}", first_difference(&err[at..], &hostile));
     eprintln!(
         "hostile: {} bytes in on stdout, {} logged in {} records; {} bytes on stderr",
         N + hostile.len() + 22,
@@ -1160,12 +956,7 @@ fn attach_stdin_flood_is_pushed_back() {
                   [ $i -gt 6000 ] && exit 99; sleep 0.05; done; echo reading; exec cat >/dev/null";
     let c = fx.bundle(&["sh", "-c", script]);
     let sock = c.dir.join("attach.sock");
-    fx.launch_ok(
-        &c,
-        fx.launcher(&c)
-            .opt("--attach", &sock)
-            .args(&["--stdin", "--leave-stdin-open"]),
-    );
+    fx.launch_ok(&c, fx.launcher(&c).opt("--attach", &sock).args(&["--stdin", "--leave-stdin-open"]));
     let shim = c.shim_pid();
     let pid = c.container_pid();
     fx.start(&c);
@@ -1188,10 +979,7 @@ fn attach_stdin_flood_is_pushed_back() {
             Ok(true) => {
                 sent += chunk.len() as u64;
                 full_in_a_row = 0;
-                assert!(
-                    sent < 256 << 20,
-                    "256 MiB went in without push-back: the shim buffers input"
-                );
+                assert!(sent < 256 << 20, "256 MiB went in without push-back: the shim buffers input");
             }
             Ok(false) => {
                 full_in_a_row += 1;
@@ -1207,10 +995,7 @@ fn attach_stdin_flood_is_pushed_back() {
     // Output is unaffected: new ticks reach the log and a second client.
     let last_tick = |c: &Container| -> usize {
         let out = String::from_utf8_lossy(&c.log().stream(Stream::Stdout)).into_owned();
-        out.lines()
-            .filter_map(|l| l.strip_prefix("tick-")?.parse().ok())
-            .max()
-            .unwrap_or(0)
+        out.lines().filter_map(|l| l.strip_prefix("tick-")?.parse().ok()).max().unwrap_or(0)
     };
     let t0 = last_tick(&c);
     let mut reader = target.connect();
@@ -1221,11 +1006,7 @@ fn attach_stdin_flood_is_pushed_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Still pushed back.
-    assert_eq!(
-        flooder.try_send_full(&chunk),
-        Ok(false),
-        "the flooder's socket should still be full"
-    );
+    assert_eq!(flooder.try_send_full(&chunk), Ok(false), "the flooder's socket should still be full");
     eprintln!(
         "stdin flood: {sent} bytes accepted before steady push-back; shim RssAnon before {before} kB, max {} kB ({} samples); fds before {}",
         rss.max,
@@ -1240,9 +1021,7 @@ fn attach_stdin_flood_is_pushed_back() {
     );
     drop(flooder);
     drop(reader);
-    let released = poll_for(Duration::from_secs(10), || {
-        (fd_count(shim) <= fds_before.len() + 1).then_some(())
-    });
+    let released = poll_for(Duration::from_secs(10), || (fd_count(shim) <= fds_before.len() + 1).then_some(()));
     assert!(
         released.is_some(),
         "10 s after it hung up, the shim still holds the socket of a client that sent nothing \
@@ -1265,14 +1044,8 @@ fn attach_stdin_flood_is_pushed_back() {
         || format!("before: {fds_before:?}\nnow: {:?}", proc_fds(shim)),
     );
     let out = String::from_utf8_lossy(&c.log().stream(Stream::Stdout)).into_owned();
-    let ticks: Vec<usize> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("tick-")?.parse().ok())
-        .collect();
-    assert!(
-        ticks.iter().enumerate().all(|(i, &t)| i == t),
-        "ticks missing or out of order in the log"
-    );
+    let ticks: Vec<usize> = out.lines().filter_map(|l| l.strip_prefix("tick-")?.parse().ok()).collect();
+    assert!(ticks.iter().enumerate().all(|(i, &t)| i == t), "ticks missing or out of order in the log");
     eprintln!(
         "stdin flood: fds {} before, {fds_gone} once both clients left, {} once the container read; {} ticks logged",
         fds_before.len(),
@@ -1313,14 +1086,8 @@ fn attach_garbage_input() {
     let st = c.wait_status();
     assert_exited(&st, 0, 0);
     cl.wait_closed(WAIT);
-    let counted = String::from_utf8_lossy(&c.log().stream(Stream::Stdout))
-        .trim()
-        .to_string();
-    assert_eq!(
-        counted,
-        sent.to_string(),
-        "bytes the container read vs bytes sent"
-    );
+    let counted = String::from_utf8_lossy(&c.log().stream(Stream::Stdout)).trim().to_string();
+    assert_eq!(counted, sent.to_string(), "bytes the container read vs bytes sent");
     eprintln!("garbage: {sent} bytes sent in random records, {counted} read by the container");
     end(&fx, &c, shim);
 
@@ -1384,11 +1151,7 @@ fn attach_rush_of_500_clients() {
         }
         (closed.iter().filter(|&&x| x).count() >= 436).then_some(())
     });
-    assert!(
-        ok.is_some(),
-        "only {} of the 500 clients were closed",
-        closed.iter().filter(|&&x| x).count()
-    );
+    assert!(ok.is_some(), "only {} of the 500 clients were closed", closed.iter().filter(|&&x| x).count());
     // No more than 436: the 64 others stay.
     std::thread::sleep(Duration::from_millis(300));
     for (i, cl) in clients.iter_mut().enumerate() {
@@ -1398,18 +1161,9 @@ fn attach_rush_of_500_clients() {
             }
         }
     }
-    let mut kept: Vec<Client> = clients
-        .into_iter()
-        .zip(closed.iter())
-        .filter(|(_, &c)| !c)
-        .map(|(cl, _)| cl)
-        .collect();
+    let mut kept: Vec<Client> = clients.into_iter().zip(closed.iter()).filter(|(_, &c)| !c).map(|(cl, _)| cl).collect();
     assert_eq!(kept.len(), 64, "clients kept out of 500");
-    assert_eq!(
-        fd_count(shim),
-        fds_before.len() + 64,
-        "the shim's descriptors with 64 clients"
-    );
+    assert_eq!(fd_count(shim), fds_before.len() + 64, "the shim's descriptors with 64 clients");
     kept[17].send(b"to-all-64\n");
     for (i, cl) in kept.iter_mut().enumerate() {
         cl.read_until(b"to-all-64\n", WAIT);
@@ -1449,12 +1203,7 @@ fn attach_rush_of_500_clients() {
 fn exit_with_output_in_flight_log_complete() {
     let line: String = "0123456789abcdef".repeat(4)[..63].to_string();
     let fx = Fixture::new("f-inflight");
-    let c = fx.bundle(&[
-        "sh",
-        "-c",
-        "yes \"$0\" | head -c 1048576; yes \"$0\" | head -c 262144 >&2; exit 3",
-        &line,
-    ]);
+    let c = fx.bundle(&["sh", "-c", "yes \"$0\" | head -c 1048576; yes \"$0\" | head -c 262144 >&2; exit 3", &line]);
     let sock = c.dir.join("attach.sock");
     fx.launch_ok(&c, fx.launcher(&c).opt("--attach", &sock));
     let shim = c.shim_pid();
@@ -1518,8 +1267,7 @@ fn exit_with_output_in_flight_log_complete() {
 // 9. signals at every stage
 
 /// Traps of the signal tests' containers: TERM exits 42, HUP and INT print.
-const TRAPS: &str =
-    "trap 'echo got-TERM; exit 42' TERM; trap 'echo got-HUP' HUP; trap 'echo got-INT' INT";
+const TRAPS: &str = "trap 'echo got-TERM; exit 42' TERM; trap 'echo got-HUP' HUP; trap 'echo got-INT' INT";
 
 /// Launches `c` through the slow fake runtime (1 s before runc; with
 /// `start`, it also starts the container and waits until its traps are
@@ -1527,11 +1275,7 @@ const TRAPS: &str =
 /// Returns the launcher's result and the shim's pid.
 fn signal_while_creating(fx: &Fixture, c: &Container, sig: i32, start: bool) -> (Launched, i32) {
     let rt = fake_runtime("slow.sh", &c.dir, 0o755);
-    let mut l = fx
-        .launcher(c)
-        .opt("--runtime", &rt)
-        .env("FAKE_SLEEP", "1")
-        .env("FAKE_RUNC_ROOT", &fx.runc_root);
+    let mut l = fx.launcher(c).opt("--runtime", &rt).env("FAKE_SLEEP", "1").env("FAKE_RUNC_ROOT", &fx.runc_root);
     if start {
         l = l.env("FAKE_START", "1");
     }
@@ -1539,9 +1283,7 @@ fn signal_while_creating(fx: &Fixture, c: &Container, sig: i32, start: bool) -> 
     let launcher = std::thread::spawn(move || l.run(&dir));
     let shim = wait_pid_file(&c.shim_pidfile);
     fx.track(shim);
-    wait_until("the slow runtime to start", WAIT, || {
-        c.dir.join("slow-started").exists().then_some(())
-    });
+    wait_until("the slow runtime to start", WAIT, || c.dir.join("slow-started").exists().then_some(()));
     kill(shim, sig);
     let r = launcher.join().expect("launcher thread");
     (r, shim)
@@ -1555,17 +1297,11 @@ fn signal_while_creating(fx: &Fixture, c: &Container, sig: i32, start: bool) -> 
 #[test]
 fn signal_held_while_creating_reaches_container() {
     let fx = Fixture::new("f-held");
-    let script =
-        format!("{TRAPS}; : > /dev/shm/ready; echo ready; while :; do sleep 1000 & wait $!; done");
+    let script = format!("{TRAPS}; : > /dev/shm/ready; echo ready; while :; do sleep 1000 & wait $!; done");
 
     let c = fx.bundle(&["sh", "-c", &script]);
     let (r, shim) = signal_while_creating(&fx, &c, libc::SIGTERM, true);
-    assert!(
-        r.status.success(),
-        "launcher: {:?} {}",
-        r.status,
-        r.stderr_str()
-    );
+    assert!(r.status.success(), "launcher: {:?} {}", r.status, r.stderr_str());
     let st = c.wait_status();
     assert_exited(&st, 42, 0);
     assert_eq!(c.wait_exit_file(), "42");
@@ -1574,17 +1310,9 @@ fn signal_held_while_creating_reaches_container() {
 
     let c = fx.bundle(&["sh", "-c", &script]);
     let (r, shim) = signal_while_creating(&fx, &c, libc::SIGHUP, true);
-    assert!(
-        r.status.success(),
-        "launcher: {:?} {}",
-        r.status,
-        r.stderr_str()
-    );
+    assert!(r.status.success(), "launcher: {:?} {}", r.status, r.stderr_str());
     c.wait_log_contains(Stream::Stdout, "got-HUP\n");
-    assert!(
-        pid_alive(c.container_pid()),
-        "the container must survive its HUP trap"
-    );
+    assert!(pid_alive(c.container_pid()), "the container must survive its HUP trap");
     runc_kill(&fx, &c, "KILL");
     assert_exited(&c.wait_status(), 137, 9);
     end(&fx, &c, shim);
@@ -1598,17 +1326,11 @@ fn signal_held_while_creating_reaches_container() {
 #[test]
 fn held_sigint_grace_ends_with_create() {
     let fx = Fixture::new("f-grace");
-    let script =
-        format!("{TRAPS}; : > /dev/shm/ready; echo ready; while :; do sleep 1000 & wait $!; done");
+    let script = format!("{TRAPS}; : > /dev/shm/ready; echo ready; while :; do sleep 1000 & wait $!; done");
     let c = fx.bundle(&["sh", "-c", &script]);
     let sent = Instant::now();
     let (r, shim) = signal_while_creating(&fx, &c, libc::SIGINT, true);
-    assert!(
-        r.status.success(),
-        "launcher: {:?} {}",
-        r.status,
-        r.stderr_str()
-    );
+    assert!(r.status.success(), "launcher: {:?} {}", r.status, r.stderr_str());
     c.wait_log_contains(Stream::Stdout, "got-INT\n");
     let pid = c.container_pid();
     let until = sent + Duration::from_secs(7);
@@ -1636,24 +1358,12 @@ fn signal_held_while_creating_before_start() {
     let fx = Fixture::new("f-held-created");
     let c = fx.bundle(&["sh", "-c", "echo never-started; exit 0"]);
     let (r, shim) = signal_while_creating(&fx, &c, libc::SIGTERM, false);
-    assert!(
-        r.status.success(),
-        "launcher: {:?} {}",
-        r.status,
-        r.stderr_str()
-    );
+    assert!(r.status.success(), "launcher: {:?} {}", r.status, r.stderr_str());
     let st = c.wait_status();
     eprintln!("TERM held during plain create: {:?}", st.raw.trim());
     assert_eq!(st.kind, "exited", "{:?}", st.raw);
-    assert!(
-        st.num("code") != 0,
-        "the held SIGTERM was lost: {:?}",
-        st.raw
-    );
-    assert!(
-        c.log().stream(Stream::Stdout).is_empty(),
-        "the container ran"
-    );
+    assert!(st.num("code") != 0, "the held SIGTERM was lost: {:?}", st.raw);
+    assert!(c.log().stream(Stream::Stdout).is_empty(), "the container ran");
     end(&fx, &c, shim);
 }
 
@@ -1698,11 +1408,7 @@ fn signal_storm_through_serving_and_draining() {
     let ws = wait_pid_gone(shim, "the shim");
     assert_exited(&st, 7, 0);
     if let Some(ws) = ws {
-        assert_eq!(
-            decode_wait(ws),
-            (Some(0), None),
-            "the shim's own end (exit status, signal)"
-        );
+        assert_eq!(decode_wait(ws), (Some(0), None), "the shim's own end (exit status, signal)");
     }
     let out = c.log().stream(Stream::Stdout);
     let text = String::from_utf8_lossy(&out);
@@ -1716,11 +1422,7 @@ fn signal_storm_through_serving_and_draining() {
         .copied()
         .collect();
     let want = format!("{line}\n").repeat(4000000 / 64);
-    assert!(
-        flood == want.as_bytes(),
-        "the 4 MB: {}",
-        first_difference(&flood, want.as_bytes())
-    );
+    assert!(flood == want.as_bytes(), "the 4 MB: {}", first_difference(&flood, want.as_bytes()));
     eprintln!("storm: {sent} signals sent to the shim; exit 7 recorded; 4000000 bytes logged");
     end(&fx, &c, shim);
 }
@@ -1737,20 +1439,13 @@ fn signal_storm_through_serving_and_draining() {
 #[test]
 fn reparented_children_are_reaped() {
     let fx = Fixture::new("f-children");
-    let c = fx.bundle(&[
-        "sh",
-        "-c",
-        &format!("echo up; {}; exit 0", wait_file_sh("go")),
-    ]);
+    let c = fx.bundle(&["sh", "-c", &format!("echo up; {}; exit 0", wait_file_sh("go"))]);
     let rt = fake_runtime("spawner.sh", &c.dir, 0o755);
     fx.launch_ok(&c, fx.launcher(&c).opt("--runtime", &rt));
     let shim = c.shim_pid();
     let pid = c.container_pid();
-    let spawned: Vec<i32> = fs::read_to_string(c.dir.join("spawned.pids"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let spawned: Vec<i32> =
+        fs::read_to_string(c.dir.join("spawned.pids")).unwrap().lines().filter_map(|l| l.trim().parse().ok()).collect();
     assert_eq!(spawned.len(), 24);
     let _guard = KillOnDrop(spawned.iter().map(|&p| (p, "sleep")).collect());
     fx.start(&c);
@@ -1785,17 +1480,12 @@ fn reparented_children_are_reaped() {
         WAIT,
         || {
             (zombie_children(shim).is_empty()
-                && zombies_seen
-                    .iter()
-                    .all(|&z| !is_zombie(z) || proc_ppid(z) != Some(shim)))
+                && zombies_seen.iter().all(|&z| !is_zombie(z) || proc_ppid(z) != Some(shim)))
             .then_some(())
         },
         || format!("zombies under the shim: {:?}", zombie_children(shim)),
     );
-    assert!(
-        pid_alive(shim) && pid_alive(pid),
-        "the shim and the container still run"
-    );
+    assert!(pid_alive(shim) && pid_alive(pid), "the shim and the container still run");
     touch_in_container(pid, "go");
     assert_exited(&c.wait_status(), 0, 0);
     end(&fx, &c, shim);
@@ -1808,18 +1498,10 @@ fn reparented_children_are_reaped() {
     // The container ends first: the shim must not wait for the sleeps.
     let c = fx.bundle(&["true"]);
     let rt = fake_runtime("spawner.sh", &c.dir, 0o755);
-    fx.launch_ok(
-        &c,
-        fx.launcher(&c)
-            .opt("--runtime", &rt)
-            .env("FAKE_CHILDREN", "6"),
-    );
+    fx.launch_ok(&c, fx.launcher(&c).opt("--runtime", &rt).env("FAKE_CHILDREN", "6"));
     let shim = c.shim_pid();
-    let spawned: Vec<i32> = fs::read_to_string(c.dir.join("spawned.pids"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let spawned: Vec<i32> =
+        fs::read_to_string(c.dir.join("spawned.pids")).unwrap().lines().filter_map(|l| l.trim().parse().ok()).collect();
     let _guard2 = KillOnDrop(spawned.iter().map(|&p| (p, "sleep")).collect());
     fx.start(&c);
     assert_exited(&c.wait_status(), 0, 0);
@@ -1936,9 +1618,7 @@ const OPTION_NAMES: &[&str] = &[
 ];
 
 /// Words that look like options but are none.
-const NOT_OPTIONS: &[&str] = &[
-    "--", "-", "---", "--=", "-=", "--id-", "--ID", "-x", "-Z", "---id", "--log=", "-c=",
-];
+const NOT_OPTIONS: &[&str] = &["--", "-", "---", "--=", "-=", "--id-", "--ID", "-x", "-Z", "---id", "--log=", "-c="];
 
 struct ArgGen<'a> {
     rng: Rng,
@@ -1948,7 +1628,8 @@ struct ArgGen<'a> {
 
 impl ArgGen<'_> {
     fn ascii(&mut self, max: usize) -> Vec<u8> {
-        const CH: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:;=+%@ !?*'\"\\$()[]{}<>|&~#";
+        const CH: &[u8] =
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:;=+%@ !?*'\"\\$()[]{}<>|&~#";
         let n = 1 + self.rng.below(max);
         let mut w: Vec<u8> = (0..n).map(|_| *self.rng.pick(CH)).collect();
         if w[0] == b'/' {
@@ -2087,11 +1768,8 @@ fn command_line_property() {
     for d in [&cwd, &empty_bin, &out] {
         fs::create_dir_all(d).unwrap();
     }
-    let mut g = ArgGen {
-        rng: Rng::new(0x0a26_5eed_1234_5678),
-        dir: &dir,
-        nowhere: format!("/nonexistent-{}", fx.token),
-    };
+    let mut g =
+        ArgGen { rng: Rng::new(0x0a26_5eed_1234_5678), dir: &dir, nowhere: format!("/nonexistent-{}", fx.token) };
     // Failures by kind, with up to three examples each.
     let mut failures: std::collections::BTreeMap<&str, (usize, Vec<String>)> = Default::default();
     let mut fail = |kind: &'static str, what: String| {
@@ -2102,14 +1780,8 @@ fn command_line_property() {
         }
     };
     let mut codes = std::collections::BTreeMap::new();
-    let runs: usize = std::env::var("FAULTS_ARGV_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
-    if let Some(seed) = std::env::var("FAULTS_ARGV_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    let runs: usize = std::env::var("FAULTS_ARGV_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    if let Some(seed) = std::env::var("FAULTS_ARGV_SEED").ok().and_then(|v| v.parse().ok()) {
         g.rng = Rng::new(seed);
     }
     // Fixed edge cases first (class 10), then the generated ones.
@@ -2129,49 +1801,13 @@ fn command_line_property() {
         vec!["--id".into()],
         vec!["--id=".into()],
         vec![id.clone().into(), os(b"\xff\xfe")],
-        vec![
-            id.clone().into(),
-            rt.clone().into(),
-            sp(7),
-            "--sync-fd".into(),
-            "99".into(),
-        ],
-        vec![
-            id.clone().into(),
-            rt.clone().into(),
-            sp(8),
-            "--timeout".into(),
-            "-1".into(),
-        ],
-        vec![
-            id.clone().into(),
-            rt.clone().into(),
-            sp(9),
-            "--exit-command".into(),
-            "relative/cmd".into(),
-        ],
-        vec![
-            id.clone().into(),
-            rt.clone().into(),
-            sp(10),
-            "--log-level".into(),
-            "loud\n2nd line".into(),
-        ],
-        vec![
-            "-c".into(),
-            "x".into(),
-            "-u".into(),
-            "x".into(),
-            "-r".into(),
-            format!("{}/rt", g.nowhere).into(),
-        ],
+        vec![id.clone().into(), rt.clone().into(), sp(7), "--sync-fd".into(), "99".into()],
+        vec![id.clone().into(), rt.clone().into(), sp(8), "--timeout".into(), "-1".into()],
+        vec![id.clone().into(), rt.clone().into(), sp(9), "--exit-command".into(), "relative/cmd".into()],
+        vec![id.clone().into(), rt.clone().into(), sp(10), "--log-level".into(), "loud\n2nd line".into()],
+        vec!["-c".into(), "x".into(), "-u".into(), "x".into(), "-r".into(), format!("{}/rt", g.nowhere).into()],
         vec![id.clone().into(), rt.clone().into(), sp(12)],
-        vec![
-            id.clone().into(),
-            rt.clone().into(),
-            sp(13),
-            "--sync".into(),
-        ],
+        vec![id.clone().into(), rt.clone().into(), sp(13), "--sync".into()],
         vec![os(&[b'i'; 100_000]), "--zz".into()],
     ];
     for n in 0..runs + fixed.len() {
@@ -2212,11 +1848,7 @@ fn command_line_property() {
                 args.push(w.into());
             }
         }
-        let l = Launcher::new()
-            .args(&args)
-            .cwd(&cwd)
-            .env("PATH", &empty_bin)
-            .env("TMPDIR", &dir);
+        let l = Launcher::new().args(&args).cwd(&cwd).env("PATH", &empty_bin).env("TMPDIR", &dir);
         let r = l.run(&out);
         let code = r.status.code();
         *codes
@@ -2261,28 +1893,19 @@ fn command_line_property() {
                 if r.stderr.is_empty() {
                     fail("an error exit with nothing on stderr", show());
                 } else if !one_line(&r.stderr) {
-                    fail(
-                        "the error message is not exactly one line (an argument is echoed raw)",
-                        show(),
-                    );
+                    fail("the error message is not exactly one line (an argument is echoed raw)", show());
                 }
             }
             Some(_) => fail("exit status outside 0-2", show()),
         }
         // Whatever was started must end by itself (its create cannot work).
-        if let Some(p) = fs::read_to_string(&shim_pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
+        if let Some(p) = fs::read_to_string(&shim_pidfile).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
             fx.track(p);
             wait_pid_gone(p, "a shim started by a generated command line");
         }
         let stray = find_shims(&fx.token);
         if !stray.is_empty() {
-            fail(
-                "shims still running after the run",
-                format!("{stray:?}: {}", show()),
-            );
+            fail("shims still running after the run", format!("{stray:?}: {}", show()));
             for p in stray {
                 // SAFETY: kill(2) of a shim this test started.
                 unsafe { libc::kill(p, libc::SIGKILL) };
@@ -2292,19 +1915,10 @@ fn command_line_property() {
         }
     }
     eprintln!("command lines: {} runs: {codes:?}", runs + fixed.len());
-    assert!(
-        fx.runc_list().is_empty(),
-        "a generated command line created a container"
-    );
-    let report: Vec<String> = failures
-        .iter()
-        .map(|(k, (n, ex))| format!("{n} runs: {k}; for example:\n{}", ex.join("\n")))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "generated command lines broke the rules:\n{}",
-        report.join("\n\n")
-    );
+    assert!(fx.runc_list().is_empty(), "a generated command line created a container");
+    let report: Vec<String> =
+        failures.iter().map(|(k, (n, ex))| format!("{n} runs: {k}; for example:\n{}", ex.join("\n"))).collect();
+    assert!(failures.is_empty(), "generated command lines broke the rules:\n{}", report.join("\n\n"));
 }
 
 // ---------------------------------------------------------------------------
@@ -2317,10 +1931,7 @@ fn ctl_resizes(line: &[u8]) -> bool {
     if line.len() > 64 {
         return false;
     }
-    let words: Vec<&[u8]> = line
-        .split(|&b| b == b' ' || b == b'\t' || b == b'\r')
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&[u8]> = line.split(|&b| b == b' ' || b == b'\t' || b == b'\r').filter(|w| !w.is_empty()).collect();
     let int = |w: &[u8]| -> Option<i64> {
         let (neg, d) = match w.split_first() {
             Some((b'-', r)) => (true, r),
@@ -2354,17 +1965,9 @@ fn ctl_resizes(line: &[u8]) -> bool {
 fn ctl_fifo_garbage() {
     let fx = Fixture::new("f-ctl");
     let c = tty_bundle(&fx, &["sh"]);
-    let (sock, ctl, diag) = (
-        c.dir.join("attach.sock"),
-        c.dir.join("ctl"),
-        c.dir.join("diag.txt"),
-    );
-    let l = fx
-        .launcher(&c)
-        .opt("--attach", &sock)
-        .opt("--ctl", &ctl)
-        .opt("--diag", &diag)
-        .args(&["--terminal", "--stdin"]);
+    let (sock, ctl, diag) = (c.dir.join("attach.sock"), c.dir.join("ctl"), c.dir.join("diag.txt"));
+    let l =
+        fx.launcher(&c).opt("--attach", &sock).opt("--ctl", &ctl).opt("--diag", &diag).args(&["--terminal", "--stdin"]);
     fx.launch_ok(&c, l);
     let shim = c.shim_pid();
     let pid = c.container_pid();
@@ -2419,10 +2022,7 @@ fn ctl_fifo_garbage() {
             1 => rng.pick(near).to_vec(),
             2 => {
                 let mut l = b"1 20 20".to_vec();
-                let (n, pad) = (
-                    65 + rng.below(300),
-                    if rng.chance(50) { b' ' } else { b'\t' },
-                );
+                let (n, pad) = (65 + rng.below(300), if rng.chance(50) { b' ' } else { b'\t' });
                 l.resize(n, pad);
                 l
             }
@@ -2452,18 +2052,12 @@ fn ctl_fifo_garbage() {
             }
         }
     }
-    wait_until("the shim to read all of the ctl garbage", WAIT, || {
-        (fifo_pending(&ctl) == 0).then_some(())
-    });
+    wait_until("the shim to read all of the ctl garbage", WAIT, || (fifo_pending(&ctl) == 0).then_some(()));
     // The shim has consumed it all: one more round trip through it.
     cl.send(b"echo still-$((7*6))\n");
     cl.read_until(b"still-42", WAIT);
     assert!(pid_alive(shim), "the shim died of ctl garbage");
-    assert_eq!(
-        proc_tty_size(pid),
-        Some((11, 22)),
-        "ctl garbage changed the terminal size"
-    );
+    assert_eq!(proc_tty_size(pid), Some((11, 22)), "ctl garbage changed the terminal size");
 
     // The 64-byte limit: 65 bytes are dropped, 64 act.
     let mut l65 = b"1 44 44".to_vec();
@@ -2481,18 +2075,9 @@ fn ctl_fifo_garbage() {
     cl.read_until(b"30 70", WAIT);
     let d = read_text(&diag);
     let ignored = d.matches("ignored a malformed control line").count();
-    eprintln!(
-        "ctl garbage: {} bytes in 300 lines (kinds {kinds:?}); {ignored} ignored-line diagnostics",
-        stream.len()
-    );
-    assert!(
-        ignored > 100,
-        "the diag file should list the ignored lines: {ignored}"
-    );
-    assert!(
-        d.contains("too long"),
-        "over-long lines are reported as such"
-    );
+    eprintln!("ctl garbage: {} bytes in 300 lines (kinds {kinds:?}); {ignored} ignored-line diagnostics", stream.len());
+    assert!(ignored > 100, "the diag file should list the ignored lines: {ignored}");
+    assert!(d.contains("too long"), "over-long lines are reported as such");
     cl.send(b"exit 0\n");
     assert_exited(&c.wait_status(), 0, 0);
     end(&fx, &c, shim);
@@ -2523,73 +2108,25 @@ fn bad_paths_fail_before_detaching() {
     let nowhere = PathBuf::from(format!("/nonexistent-{}", fx.token));
     type Case = (&'static str, &'static str, PathBuf, &'static str);
     let cases: Vec<Case> = vec![
-        (
-            "long log",
-            "--log",
-            overlong(fx.tmp.path(), "ctr.log"),
-            "--log path is too long",
-        ),
-        (
-            "long status",
-            "--status-file",
-            overlong(fx.tmp.path(), "status"),
-            "--status-file path is too long",
-        ),
-        (
-            "long exit dir",
-            "--exit-dir",
-            overlong(fx.tmp.path(), "exits"),
-            "--exit-dir path is too long",
-        ),
-        (
-            "missing log dir",
-            "--log",
-            nowhere.join("dir/x.log"),
-            "cannot open log",
-        ),
-        (
-            "missing diag dir",
-            "--diag",
-            nowhere.join("dir/diag"),
-            "cannot open --diag",
-        ),
-        (
-            "missing exit dir",
-            "--exit-dir",
-            nowhere.join("exits"),
-            "--exit-dir",
-        ),
-        (
-            "missing shim pidfile dir",
-            "--shim-pidfile",
-            nowhere.join("shim.pid"),
-            "shim pidfile",
-        ),
+        ("long log", "--log", overlong(fx.tmp.path(), "ctr.log"), "--log path is too long"),
+        ("long status", "--status-file", overlong(fx.tmp.path(), "status"), "--status-file path is too long"),
+        ("long exit dir", "--exit-dir", overlong(fx.tmp.path(), "exits"), "--exit-dir path is too long"),
+        ("missing log dir", "--log", nowhere.join("dir/x.log"), "cannot open log"),
+        ("missing diag dir", "--diag", nowhere.join("dir/diag"), "cannot open --diag"),
+        ("missing exit dir", "--exit-dir", nowhere.join("exits"), "--exit-dir"),
+        ("missing shim pidfile dir", "--shim-pidfile", nowhere.join("shim.pid"), "shim pidfile"),
     ];
     for (what, opt, path, want) in cases {
         let c = fx.bundle(&["true"]);
         let r = fx.launch(&c, fx.launcher(&c).opt(opt, &path));
         let err = r.stderr_str();
-        assert_eq!(
-            r.status.code(),
-            Some(1),
-            "{what}: launcher exit; stderr {err:?}"
-        );
-        assert!(
-            one_line(&r.stderr),
-            "{what}: want one line on stderr, got {err:?}"
-        );
+        assert_eq!(r.status.code(), Some(1), "{what}: launcher exit; stderr {err:?}");
+        assert!(one_line(&r.stderr), "{what}: want one line on stderr, got {err:?}");
         assert!(err.contains(want), "{what}: {err:?} should say {want:?}");
-        assert!(
-            find_shims(&fx.token).is_empty(),
-            "{what}: a shim was started"
-        );
+        assert!(find_shims(&fx.token).is_empty(), "{what}: a shim was started");
         assert!(fx.runc_list().is_empty(), "{what}: a container was created");
         assert!(!c.status.exists(), "{what}: a status file was written");
-        eprintln!(
-            "{what}: {}",
-            err.trim().chars().take(150).collect::<String>()
-        );
+        eprintln!("{what}: {}", err.trim().chars().take(150).collect::<String>());
     }
     // Checked after detaching: the create fails and nothing is left.
     for (what, opt, leaf) in [("attach", "--attach", "sock"), ("ctl", "--ctl", "ctl")] {
@@ -2597,18 +2134,11 @@ fn bad_paths_fail_before_detaching() {
             let c = fx.bundle(&["true"]);
             let r = fx.launch(&c, fx.launcher(&c).opt(opt, &path));
             let err = r.stderr_str();
-            assert_eq!(
-                r.status.code(),
-                Some(1),
-                "{what}: launcher exit; stderr {err:?}"
-            );
+            assert_eq!(r.status.code(), Some(1), "{what}: launcher exit; stderr {err:?}");
             assert!(err.contains(what), "{what}: {err:?}");
             assert_nothing_left(&fx, &c, &[]);
             assert!(fx.runc_list().is_empty(), "{what}: a container was created");
-            eprintln!(
-                "{what} in a bad place: {}",
-                err.trim().chars().take(150).collect::<String>()
-            );
+            eprintln!("{what} in a bad place: {}", err.trim().chars().take(150).collect::<String>());
         }
     }
 }
@@ -2620,9 +2150,7 @@ fn bad_paths_fail_before_detaching() {
 fn non_utf8_paths_work() {
     let fx = Fixture::new("f-nonutf8");
     let mut c = fx.bundle(&["sh", "-c", "echo non-utf8-ok; exit 3"]);
-    c.log = c
-        .dir
-        .join(std::ffi::OsStr::from_bytes(b"log-\xff\xfe\x01.txt"));
+    c.log = c.dir.join(std::ffi::OsStr::from_bytes(b"log-\xff\xfe\x01.txt"));
     c.status = c.dir.join(std::ffi::OsStr::from_bytes(b"status-\xff"));
     c.exit_dir = c.dir.join(std::ffi::OsStr::from_bytes(b"exits-\xfe\x80"));
     fs::create_dir(&c.exit_dir).unwrap();
@@ -2631,14 +2159,9 @@ fn non_utf8_paths_work() {
     fx.start(&c);
     assert_exited(&c.wait_status(), 3, 0);
     assert_eq!(c.wait_exit_file(), "3");
-    let names: Vec<Vec<u8>> = fs::read_dir(&c.dir)
-        .unwrap()
-        .filter_map(|e| Some(e.ok()?.file_name().as_bytes().to_vec()))
-        .collect();
-    assert!(
-        names.iter().any(|n| n == b"log-\xff\xfe\x01.txt"),
-        "no log with the byte name: {names:?}"
-    );
+    let names: Vec<Vec<u8>> =
+        fs::read_dir(&c.dir).unwrap().filter_map(|e| Some(e.ok()?.file_name().as_bytes().to_vec())).collect();
+    assert!(names.iter().any(|n| n == b"log-\xff\xfe\x01.txt"), "no log with the byte name: {names:?}");
     assert_eq!(c.log().stream(Stream::Stdout), b"non-utf8-ok\n");
     end(&fx, &c, shim);
 }
@@ -2658,29 +2181,14 @@ fn runtime_error_text_is_escaped() {
     for text in ["mixed", "ctl", "euro"] {
         let c = fx.bundle(&["true"]);
         let rt = fake_runtime("errtext.sh", &c.dir, 0o755);
-        let raw = std::process::Command::new(&rt)
-            .env("FAKE_TEXT", text)
-            .output()
-            .unwrap()
-            .stderr;
+        let raw = std::process::Command::new(&rt).env("FAKE_TEXT", text).output().unwrap().stderr;
         let cut = &raw[..raw.len().min(2048)];
         let want = String::from_utf8_lossy(cut.trim_ascii()).into_owned();
-        let r = fx.launch(
-            &c,
-            fx.launcher(&c)
-                .opt("--runtime", &rt)
-                .env("FAKE_TEXT", text)
-                .sync(Sync::Fd),
-        );
+        let r = fx.launch(&c, fx.launcher(&c).opt("--runtime", &rt).env("FAKE_TEXT", text).sync(Sync::Fd));
         let sync = r.sync.as_ref().unwrap();
+        assert!(sync.raw.len() < 4096, "{text}: sync line of {} bytes", sync.raw.len());
         assert!(
-            sync.raw.len() < 4096,
-            "{text}: sync line of {} bytes",
-            sync.raw.len()
-        );
-        assert!(
-            sync.raw.iter().all(|&b| b >= 0x20 || b == b'\n')
-                && std::str::from_utf8(&sync.raw).is_ok(),
+            sync.raw.iter().all(|&b| b >= 0x20 || b == b'\n') && std::str::from_utf8(&sync.raw).is_ok(),
             "{text}: raw control bytes or invalid UTF-8 in the JSON line: {:?}",
             String::from_utf8_lossy(&sync.raw)
         );
@@ -2730,17 +2238,8 @@ fn runtime_error_text_is_escaped() {
 fn created_files_are_not_world_writable() {
     let fx = Fixture::new("f-modes");
     let c = fx.bundle(&["cat"]);
-    let (sock, ctl, diag) = (
-        c.dir.join("attach.sock"),
-        c.dir.join("ctl"),
-        c.dir.join("diag.txt"),
-    );
-    let inner = fx
-        .launcher(&c)
-        .opt("--attach", &sock)
-        .opt("--ctl", &ctl)
-        .opt("--diag", &diag)
-        .arg("--stdin");
+    let (sock, ctl, diag) = (c.dir.join("attach.sock"), c.dir.join("ctl"), c.dir.join("diag.txt"));
+    let inner = fx.launcher(&c).opt("--attach", &sock).opt("--ctl", &ctl).opt("--diag", &diag).arg("--stdin");
     fx.launch_ok(&c, wrapped("umask 000", inner));
     let shim = c.shim_pid();
     let mode = |p: &Path| {
@@ -2776,11 +2275,7 @@ fn created_files_are_not_world_writable() {
     for e in fs::read_dir(&c.exit_dir).unwrap().flatten() {
         let (_, m) = mode(&e.path());
         seen.push(format!("exits/{} {m:o}", e.file_name().to_string_lossy()));
-        assert!(
-            m & 0o022 == 0,
-            "exit file {:?} is group- or world-writable: {m:o}",
-            e.file_name()
-        );
+        assert!(m & 0o022 == 0, "exit file {:?} is group- or world-writable: {m:o}", e.file_name());
     }
     eprintln!("modes under umask 0: socket 700, FIFO 660; after the exit: {seen:?}");
     end(&fx, &c, shim);
@@ -2813,19 +2308,8 @@ fn exit_command_script(dir: &Path) -> PathBuf {
 #[test]
 fn no_descriptor_reaches_container_or_exit_command() {
     let fx = Fixture::new("f-fds");
-    let c = tty_bundle(
-        &fx,
-        &[
-            "sh",
-            "-c",
-            "ls -1 /proc/self/fd; echo end-of-list; exec sleep 1000",
-        ],
-    );
-    let (sock, ctl, diag) = (
-        c.dir.join("attach.sock"),
-        c.dir.join("ctl"),
-        c.dir.join("diag.txt"),
-    );
+    let c = tty_bundle(&fx, &["sh", "-c", "ls -1 /proc/self/fd; echo end-of-list; exec sleep 1000"]);
+    let (sock, ctl, diag) = (c.dir.join("attach.sock"), c.dir.join("ctl"), c.dir.join("diag.txt"));
     let cmd = exit_command_script(&c.dir);
     let l = fx
         .launcher(&c)
@@ -2842,31 +2326,18 @@ fn no_descriptor_reaches_container_or_exit_command() {
     fx.start(&c);
     c.wait_log_contains(Stream::Stdout, "end-of-list");
     let out = String::from_utf8_lossy(&c.log().stream(Stream::Stdout)).into_owned();
-    let listed: Vec<&str> = out
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .take_while(|l| *l != "end-of-list")
-        .collect();
-    assert_eq!(
-        listed,
-        ["0", "1", "2", "3"],
-        "descriptors seen by ls in the container (3 is ls's own)"
-    );
+    let listed: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).take_while(|l| *l != "end-of-list").collect();
+    assert_eq!(listed, ["0", "1", "2", "3"], "descriptors seen by ls in the container (3 is ls's own)");
     wait_until("the container to exec sleep", WAIT, || {
         (fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim() == "sleep").then_some(())
     });
     let fds = proc_fds(pid);
-    assert_eq!(
-        fds.iter().map(|f| f.0).collect::<Vec<_>>(),
-        [0, 1, 2],
-        "the container's descriptors: {fds:?}"
-    );
+    assert_eq!(fds.iter().map(|f| f.0).collect::<Vec<_>>(), [0, 1, 2], "the container's descriptors: {fds:?}");
     eprintln!("shim descriptors while serving: {:?}", proc_fds(shim));
     kill(pid, libc::SIGKILL);
     assert_exited(&c.wait_status(), 137, 9);
-    let listing = wait_until("the exit command's listing", WAIT, || {
-        fs::read_to_string(c.dir.join("exit-fds.txt")).ok()
-    });
+    let listing =
+        wait_until("the exit command's listing", WAIT, || fs::read_to_string(c.dir.join("exit-fds.txt")).ok());
     c.wait_no_shim(Some(shim));
     let fds: Vec<(i32, String)> = listing
         .lines()
@@ -2876,11 +2347,7 @@ fn no_descriptor_reaches_container_or_exit_command() {
         })
         .collect();
     let nums: Vec<i32> = fds.iter().map(|f| f.0).collect();
-    assert_eq!(
-        nums,
-        [0, 1, 2, 3],
-        "the exit command's descriptors:\n{listing}"
-    );
+    assert_eq!(nums, [0, 1, 2, 3], "the exit command's descriptors:\n{listing}");
     assert_eq!(fds[0].1, "/dev/null", "{listing}");
     assert_eq!(fds[2].1, "/dev/null", "{listing}");
     assert!(fds[1].1.ends_with("exit-fds.tmp"), "{listing}");
@@ -2908,28 +2375,19 @@ fn oom_score_adj_of_shim_runtime_container_exit_command() {
     let c = fx.bundle(&["sh", "-c", "cat /proc/self/oom_score_adj; exec sleep 1000"]);
     let rt = fake_runtime("oomprobe.sh", &c.dir, 0o755);
     let cmd = exit_command_script(&c.dir);
-    let inner = fx
-        .launcher(&c)
-        .opt("--runtime", &rt)
-        .opt("--exit-command", &cmd);
+    let inner = fx.launcher(&c).opt("--runtime", &rt).opt("--exit-command", &cmd);
     fx.launch_ok(&c, wrapped("echo 300 > /proc/self/oom_score_adj", inner));
     let shim = c.shim_pid();
     let pid = c.container_pid();
     fx.start(&c);
     c.wait_log_contains(Stream::Stdout, "\n");
-    let container = String::from_utf8_lossy(&c.log().stream(Stream::Stdout))
-        .trim()
-        .to_string();
-    let runtime = fs::read_to_string(c.dir.join("runtime-oom.txt"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let container = String::from_utf8_lossy(&c.log().stream(Stream::Stdout)).trim().to_string();
+    let runtime = fs::read_to_string(c.dir.join("runtime-oom.txt")).unwrap().trim().to_string();
     let shim_adj = oom_score_adj(shim);
     kill(pid, libc::SIGKILL);
     assert_exited(&c.wait_status(), 137, 9);
-    let exit_cmd = wait_until("the exit command's oom_score_adj", WAIT, || {
-        fs::read_to_string(c.dir.join("exit-oom.txt")).ok()
-    });
+    let exit_cmd =
+        wait_until("the exit command's oom_score_adj", WAIT, || fs::read_to_string(c.dir.join("exit-oom.txt")).ok());
     eprintln!(
         "oom_score_adj: launcher 300, shim {shim_adj:?}, runtime {runtime}, container {container}, exit command {}",
         exit_cmd.trim()
@@ -2940,19 +2398,9 @@ fn oom_score_adj_of_shim_runtime_container_exit_command() {
         assert_eq!(container, "0", "the container's");
     } else {
         eprintln!("oom_score_adj: no CAP_SYS_RESOURCE here: -1000 cannot be tested, checking the fallback");
-        assert_eq!(
-            shim_adj,
-            Some(300),
-            "the shim's own, when it cannot lower it"
-        );
-        assert_eq!(
-            runtime, "300",
-            "the runtime's, when the shim could not protect itself"
-        );
-        assert_eq!(
-            container, "300",
-            "the container's, when the shim could not protect itself"
-        );
+        assert_eq!(shim_adj, Some(300), "the shim's own, when it cannot lower it");
+        assert_eq!(runtime, "300", "the runtime's, when the shim could not protect itself");
+        assert_eq!(container, "300", "the container's, when the shim could not protect itself");
     }
     assert_eq!(exit_cmd.trim(), "0", "the exit command's");
     end(&fx, &c, shim);
@@ -2976,9 +2424,7 @@ fn timeout_kills_running_container() {
     assert_eq!(st.kind, "exited");
     assert_eq!(st.num("signal"), 9, "killed: {:?}", st.raw);
     assert_eq!(c.wait_exit_file(), "-1", "the exit file after a timeout");
-    wait_until("the container's cgroups to be empty", WAIT, || {
-        cgroup_procs(&c.id).is_empty().then_some(())
-    });
+    wait_until("the container's cgroups to be empty", WAIT, || cgroup_procs(&c.id).is_empty().then_some(()));
     end(&fx, &c, shim);
 }
 
@@ -2995,14 +2441,10 @@ fn attach_half_closed_then_gone_client_is_released() {
     let cl = target.connect();
     cl.shutdown_wr();
     // The shim takes the EOF (the client stays, for output).
-    wait_until("the shim to take the client", WAIT, || {
-        (fd_count(shim) == fds_before.len() + 1).then_some(())
-    });
+    wait_until("the shim to take the client", WAIT, || (fd_count(shim) == fds_before.len() + 1).then_some(()));
     std::thread::sleep(Duration::from_millis(300));
     drop(cl);
-    let back = poll_for(Duration::from_secs(10), || {
-        (fd_count(shim) == fds_before.len()).then_some(())
-    });
+    let back = poll_for(Duration::from_secs(10), || (fd_count(shim) == fds_before.len()).then_some(()));
     assert!(
         back.is_some(),
         "10 s after a half-closed client hung up, the shim still holds its socket (a quiet \

@@ -39,14 +39,8 @@ pub fn poll_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 // ---------------------------------------------------------------------------
 // /proc figures
 
-
-
 pub fn oom_score_adj(pid: i32) -> Option<i32> {
-    fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).ok()?.trim().parse().ok()
 }
 
 /// Live processes whose parent is `pid`.
@@ -96,9 +90,7 @@ pub fn touch_in_container(pid: i32, name: &str) {
 
 /// A shell loop waiting (bounded, 60 s) for /dev/shm/NAME to exist.
 pub fn wait_file_sh(name: &str) -> String {
-    format!(
-        "i=0; while [ ! -e /dev/shm/{name} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 99; sleep 0.05; done"
-    )
+    format!("i=0; while [ ! -e /dev/shm/{name} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 99; sleep 0.05; done")
 }
 
 // ---------------------------------------------------------------------------
@@ -112,20 +104,15 @@ pub struct Mount {
 impl Mount {
     pub fn tmpfs(dir: &Path, opts: &str) -> Mount {
         fs::create_dir_all(dir).unwrap();
-        let out = Command::new(need("mount", "mount"))
-            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
+        let out =
+            Command::new(need("mount", "mount")).args(["-t", "tmpfs", "-o", opts, "tmpfs"]).arg(dir).output().unwrap();
         assert!(
             out.status.success(),
             "mount -t tmpfs -o {opts} {}: {}",
             dir.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        Mount {
-            dir: dir.to_path_buf(),
-        }
+        Mount { dir: dir.to_path_buf() }
     }
 
     pub fn remount(&self, opts: &str) {
@@ -146,12 +133,8 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         let umount = need("umount", "mount");
-        let ok = Command::new(&umount)
-            .arg(&self.dir)
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let ok =
+            Command::new(&umount).arg(&self.dir).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
         if !ok {
             let _ = Command::new(&umount).arg("-l").arg(&self.dir).status();
         }
@@ -164,15 +147,10 @@ impl Drop for Mount {
 /// Writes `data` into the ctl FIFO with a blocking writer (the shim holds a
 /// reader, so the open does not block; a full FIFO makes the write wait).
 pub fn ctl_send(path: &Path, data: &[u8]) {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
-    f.write_all(data)
-        .unwrap_or_else(|e| panic!("write ctl {}: {e}", path.display()));
+    let mut f =
+        fs::OpenOptions::new().write(true).open(path).unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
+    f.write_all(data).unwrap_or_else(|e| panic!("write ctl {}: {e}", path.display()));
 }
-
-
 
 /// Raises the soft descriptor limit to the hard one (for many clients).
 pub fn raise_nofile() {
@@ -242,17 +220,11 @@ pub fn scan_log(
                 ));
             }
             if line_no == 1 || line_no % 4096 == 0 {
-                let ts = std::str::from_utf8(&line[..35])
-                    .map_err(|_| format!("record {line_no}: timestamp not UTF-8"))?;
+                let ts =
+                    std::str::from_utf8(&line[..35]).map_err(|_| format!("record {line_no}: timestamp not UTF-8"))?;
                 check_timestamp(ts).map_err(|e| format!("record {line_no}: {e}"))?;
-            } else if !line[..35]
-                .iter()
-                .all(|&b| b.is_ascii_digit() || b"-+:.T".contains(&b))
-            {
-                return Err(format!(
-                    "record {line_no}: bad timestamp {:?}",
-                    String::from_utf8_lossy(&line[..35])
-                ));
+            } else if !line[..35].iter().all(|&b| b.is_ascii_digit() || b"-+:.T".contains(&b)) {
+                return Err(format!("record {line_no}: bad timestamp {:?}", String::from_utf8_lossy(&line[..35])));
             }
             let s = &line[36..42];
             let full = match line[43] {
@@ -280,10 +252,7 @@ pub fn scan_log(
                     other(payload);
                 }
             } else {
-                return Err(format!(
-                    "record {line_no}: stream {:?}",
-                    String::from_utf8_lossy(s)
-                ));
+                return Err(format!("record {line_no}: stream {:?}", String::from_utf8_lossy(s)));
             }
             start += i + 1;
         }
@@ -390,9 +359,7 @@ pub fn os(b: &[u8]) -> OsString {
 
 /// Text of a diagnostics file ("" when it does not exist).
 pub fn read_text(p: &Path) -> String {
-    fs::read(p)
-        .map(|d| String::from_utf8_lossy(&d).into_owned())
-        .unwrap_or_default()
+    fs::read(p).map(|d| String::from_utf8_lossy(&d).into_owned()).unwrap_or_default()
 }
 
 /// Kills (SIGKILL) and reaps the listed processes on drop, if they still
@@ -412,9 +379,7 @@ impl Drop for KillOnDrop {
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while pid_exists(p) && Instant::now() < deadline {
                     try_reap(p);
-                    if !pid_exists(p)
-                        || (is_zombie(p) && proc_ppid(p) != Some(std::process::id() as i32))
-                    {
+                    if !pid_exists(p) || (is_zombie(p) && proc_ppid(p) != Some(std::process::id() as i32)) {
                         break;
                     }
                     std::thread::sleep(POLL);
@@ -444,11 +409,7 @@ impl Seg {
         while buf.len() < (64 << 10) + pattern.len() {
             buf.extend_from_slice(pattern);
         }
-        Seg::Cycle {
-            total,
-            pattern: pattern.to_vec(),
-            buf,
-        }
+        Seg::Cycle { total, pattern: pattern.to_vec(), buf }
     }
     fn len(&self) -> u64 {
         match self {
@@ -470,13 +431,7 @@ pub struct Expect {
 
 impl Expect {
     pub fn new(segs: Vec<Seg>) -> Expect {
-        Expect {
-            segs,
-            seg: 0,
-            off: 0,
-            pos: 0,
-            err: None,
-        }
+        Expect { segs, seg: 0, off: 0, pos: 0, err: None }
     }
 
     pub fn total(&self) -> u64 {
@@ -536,11 +491,7 @@ impl Expect {
         }
         let total = self.total();
         if self.pos != total {
-            return Err(format!(
-                "the stream ended after {} of {total} bytes ({} missing)",
-                self.pos,
-                total - self.pos
-            ));
+            return Err(format!("the stream ended after {} of {total} bytes ({} missing)", self.pos, total - self.pos));
         }
         Ok(())
     }

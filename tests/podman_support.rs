@@ -157,7 +157,13 @@ pub fn clip(s: &str, n: usize) -> String {
 /// Runs a command with stdout/stderr sent to files (a daemon that inherits
 /// them can then not block the test), kills it when it outlives `limit`.
 /// Returns Err(message) on a timeout.
-pub fn run_bounded(mut cmd: Command, what: String, dir: &Path, input: Option<&[u8]>, limit: Duration) -> Result<Out, String> {
+pub fn run_bounded(
+    mut cmd: Command,
+    what: String,
+    dir: &Path,
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> Result<Out, String> {
     let n = seq();
     let out_p = dir.join(format!("cmd-{n}.out"));
     let err_p = dir.join(format!("cmd-{n}.err"));
@@ -278,14 +284,7 @@ impl Podman {
             }
         }
         let tar = p.tmp.join("rootfs.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("run tar");
+        let out = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").output().expect("run tar");
         assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
         p.import(&tar);
         let _ = fs::remove_dir_all(&rootfs);
@@ -300,7 +299,15 @@ impl Podman {
     fn import(&self, tar: &Path) {
         let unshare = common::need("unshare", "util-linux");
         let mut c = Command::new(unshare);
-        c.args(["--mount", "--propagation", "private", "--", "sh", "-c", "mount -t tmpfs tmpfs /var/lib && exec \"$0\" \"$@\""]);
+        c.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /var/lib && exec \"$0\" \"$@\"",
+        ]);
         let podman = self.command(Shim::Conmon, &[OsStr::new("import"), tar.as_os_str(), OsStr::new(IMAGE)]);
         c.arg(podman.get_program()).args(podman.get_args());
         c.current_dir(&self.cwd);
@@ -779,9 +786,8 @@ impl PtySession {
 
     /// Waits for the process to exit (bounded; kills it on timeout).
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
-        wait_child(&mut self.child, limit).map_err(|e| {
-            format!("{} {e}\n--- terminal output ---\n{}", self.what, clip(&self.out.text(), 3000))
-        })
+        wait_child(&mut self.child, limit)
+            .map_err(|e| format!("{} {e}\n--- terminal output ---\n{}", self.what, clip(&self.out.text(), 3000)))
     }
 
     pub fn transcript(&self) -> String {
@@ -826,12 +832,8 @@ pub fn summarize(ns: &[u64]) -> String {
     if ns.is_empty() {
         return "none".into();
     }
-    let gaps: Vec<String> = ns
-        .windows(2)
-        .filter(|w| w[1] != w[0] + 1)
-        .take(5)
-        .map(|w| format!("{}->{}", w[0], w[1]))
-        .collect();
+    let gaps: Vec<String> =
+        ns.windows(2).filter(|w| w[1] != w[0] + 1).take(5).map(|w| format!("{}->{}", w[0], w[1])).collect();
     format!(
         "{}..{} ({} lines){}",
         ns[0],

@@ -6,9 +6,9 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -175,14 +175,7 @@ impl Client {
     /// connection (it drops clients that do not read their output).
     pub fn send_or_closed(&self, data: &[u8]) -> Result<(), i32> {
         // SAFETY: sending from a valid buffer.
-        let r = unsafe {
-            libc::send(
-                self.raw(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        let r = unsafe { libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
         if r < 0 {
             return Err(errno());
         }
@@ -195,12 +188,7 @@ impl Client {
     pub fn try_send_full(&self, data: &[u8]) -> Result<bool, i32> {
         // SAFETY: sending from a valid buffer.
         let r = unsafe {
-            libc::send(
-                self.raw(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
+            libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
         };
         if r >= 0 {
             assert_eq!(r as usize, data.len(), "a SEQPACKET send is all or nothing");

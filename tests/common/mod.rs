@@ -46,8 +46,8 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 /// The busybox applets that the tests' containers use.
 pub const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "printf", "head", "yes", "kill", "ls", "seq", "dd", "tr", "true",
-    "false", "wc", "stty", "env",
+    "sh", "echo", "cat", "sleep", "printf", "head", "yes", "kill", "ls", "seq", "dd", "tr", "true", "false", "wc",
+    "stty", "env",
 ];
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -82,21 +82,12 @@ pub fn shimlet_bin() -> PathBuf {
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    for d in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
+    for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         dirs.push(PathBuf::from(d));
     }
-    dirs.into_iter().map(|d| d.join(tool)).find(|p| {
-        fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    })
+    dirs.into_iter()
+        .map(|d| d.join(tool))
+        .find(|p| fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
 }
 
 /// Fails the test (never skips it) when a tool is missing.
@@ -112,8 +103,7 @@ pub fn runc_bin() -> PathBuf {
 /// The static busybox to copy into root filesystems.
 pub fn busybox_static() -> PathBuf {
     let p = PathBuf::from("/bin/busybox");
-    let data = fs::read(&p)
-        .unwrap_or_else(|_| panic!("/bin/busybox is missing: apt-get install busybox-static"));
+    let data = fs::read(&p).unwrap_or_else(|_| panic!("/bin/busybox is missing: apt-get install busybox-static"));
     if !elf_is_static(&data) {
         panic!("/bin/busybox is dynamically linked: apt-get install busybox-static");
     }
@@ -144,17 +134,10 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = PathBuf::from(format!(
-            "/tmp/shimlet-test-{}-{}-{}-{:08x}",
-            label,
-            std::process::id(),
-            next_n(),
-            nanos
-        ));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path =
+            PathBuf::from(format!("/tmp/shimlet-test-{}-{}-{}-{:08x}", label, std::process::id(), next_n(), nanos));
         fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         TempDir { path }
     }
@@ -183,12 +166,7 @@ pub fn become_subreaper() {
     ONCE.call_once(|| {
         // SAFETY: plain prctl on the calling process.
         let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(
-            r,
-            0,
-            "prctl(PR_SET_CHILD_SUBREAPER): {}",
-            std::io::Error::last_os_error()
-        );
+        assert_eq!(r, 0, "prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error());
     });
 }
 
@@ -234,9 +212,7 @@ pub fn proc_fds(pid: i32) -> Vec<(i32, String)> {
             rd.filter_map(|e| e.ok())
                 .filter_map(|e| {
                     let n: i32 = e.file_name().to_str()?.parse().ok()?;
-                    let t = fs::read_link(e.path())
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
+                    let t = fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
                     Some((n, t))
                 })
                 .collect()
@@ -248,10 +224,7 @@ pub fn proc_fds(pid: i32) -> Vec<(i32, String)> {
 
 fn all_pids() -> Vec<i32> {
     fs::read_dir("/proc")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default()
 }
 
@@ -267,9 +240,7 @@ pub fn find_shims(token: &str) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|&p| {
-            fs::read_to_string(format!("/proc/{p}/comm"))
-                .map(|c| c.trim_end() == "shimlet")
-                .unwrap_or(false)
+            fs::read_to_string(format!("/proc/{p}/comm")).map(|c| c.trim_end() == "shimlet").unwrap_or(false)
                 && proc_cmdline(p).contains(token)
                 && pid_alive(p)
         })
@@ -278,10 +249,7 @@ pub fn find_shims(token: &str) -> Vec<i32> {
 
 /// Direct children of `pid` that are zombies.
 pub fn zombie_children(pid: i32) -> Vec<i32> {
-    all_pids()
-        .into_iter()
-        .filter(|&p| proc_ppid(p) == Some(pid) && is_zombie(p))
-        .collect()
+    all_pids().into_iter().filter(|&p| proc_ppid(p) == Some(pid) && is_zombie(p)).collect()
 }
 
 /// Reaps `pid` if it is an exited child of the test process. Returns its wait
@@ -319,12 +287,7 @@ pub fn wait_pid_gone(pid: i32, what: &str) -> Option<i32> {
 pub fn kill(pid: i32, sig: i32) {
     // SAFETY: kill(2).
     let r = unsafe { libc::kill(pid, sig) };
-    assert_eq!(
-        r,
-        0,
-        "kill({pid}, {sig}): {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(r, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
 }
 
 /// Decodes a waitpid status: (exit code, signal).
@@ -355,11 +318,7 @@ pub fn wait_until_or<T>(
             return v;
         }
         if Instant::now() >= deadline {
-            panic!(
-                "gave up after {}s waiting for {what}\n{}",
-                limit.as_secs(),
-                diag()
-            );
+            panic!("gave up after {}s waiting for {what}\n{}", limit.as_secs(), diag());
         }
         std::thread::sleep(POLL);
     }
@@ -375,11 +334,7 @@ pub fn wait_child(child: &mut std::process::Child, what: &str, limit: Duration) 
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "gave up after {}s waiting for {what} (pid {}) to exit; killed it",
-                limit.as_secs(),
-                child.id()
-            );
+            panic!("gave up after {}s waiting for {what} (pid {}) to exit; killed it", limit.as_secs(), child.id());
         }
         std::thread::sleep(POLL);
     }
@@ -402,11 +357,7 @@ pub fn read_line_fd(fd: RawFd, limit: Duration) -> Result<Vec<u8>, String> {
                 String::from_utf8_lossy(&out)
             ));
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
         if r < 0 {
@@ -475,13 +426,11 @@ impl Container {
     }
 
     pub fn read_config(&self) -> Value {
-        serde_json::from_slice(&fs::read(self.config_path()).expect("read config.json"))
-            .expect("config.json")
+        serde_json::from_slice(&fs::read(self.config_path()).expect("read config.json")).expect("config.json")
     }
 
     pub fn write_config(&self, v: &Value) {
-        fs::write(self.config_path(), serde_json::to_vec_pretty(v).unwrap())
-            .expect("write config.json");
+        fs::write(self.config_path(), serde_json::to_vec_pretty(v).unwrap()).expect("write config.json");
     }
 
     /// Edits config.json in place.
@@ -513,8 +462,7 @@ impl Container {
 
     /// The log file parsed (fails the test when it is malformed).
     pub fn log(&self) -> Log {
-        let data =
-            fs::read(&self.log).unwrap_or_else(|e| panic!("read {}: {e}", self.log.display()));
+        let data = fs::read(&self.log).unwrap_or_else(|e| panic!("read {}: {e}", self.log.display()));
         Log::parse(&data).unwrap_or_else(|e| panic!("malformed log {}: {e}", self.log.display()))
     }
 
@@ -523,11 +471,7 @@ impl Container {
         match fs::read(&self.log) {
             Ok(d) => {
                 let start = d.len().saturating_sub(2000);
-                format!(
-                    "log tail ({} bytes in all):\n{}",
-                    d.len(),
-                    String::from_utf8_lossy(&d[start..])
-                )
+                format!("log tail ({} bytes in all):\n{}", d.len(), String::from_utf8_lossy(&d[start..]))
             }
             Err(e) => format!("no log {}: {e}", self.log.display()),
         }
@@ -541,11 +485,7 @@ impl Container {
             || {
                 let d = fs::read(&self.log).ok()?;
                 // The last line may be in the middle of being written.
-                let end = d
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map(|i| i + 1)
-                    .unwrap_or(0);
+                let end = d.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
                 let log = Log::parse(&d[..end]).ok()?;
                 contains(&log.stream(stream), needle.as_bytes()).then_some(())
             },
@@ -575,26 +515,16 @@ impl Container {
             &format!("the status file {}", self.status.display()),
             limit,
             || self.status.exists().then_some(()),
-            || {
-                format!(
-                    "shims alive for {}: {:?}\n{}",
-                    self.id,
-                    find_shims(&self.id),
-                    self.log_tail()
-                )
-            },
+            || format!("shims alive for {}: {:?}\n{}", self.id, find_shims(&self.id), self.log_tail()),
         );
         let raw = fs::read(&self.status).unwrap();
-        StatusLine::parse(&raw)
-            .unwrap_or_else(|e| panic!("status file {}: {e}", self.status.display()))
+        StatusLine::parse(&raw).unwrap_or_else(|e| panic!("status file {}: {e}", self.status.display()))
     }
 
     /// Waits for EXIT_DIR/ID and returns its content.
     pub fn wait_exit_file(&self) -> String {
         let p = self.exit_dir.join(&self.id);
-        wait_until(&format!("the exit file {}", p.display()), WAIT, || {
-            p.exists().then_some(())
-        });
+        wait_until(&format!("the exit file {}", p.display()), WAIT, || p.exists().then_some(()));
         fs::read_to_string(&p).unwrap()
     }
 
@@ -608,22 +538,14 @@ impl Container {
             &format!("no shimlet process for {}", self.id),
             WAIT,
             || find_shims(&self.id).is_empty().then_some(()),
-            || {
-                find_shims(&self.id)
-                    .iter()
-                    .map(|p| format!("{p}: {}", proc_cmdline(*p)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            },
+            || find_shims(&self.id).iter().map(|p| format!("{p}: {}", proc_cmdline(*p))).collect::<Vec<_>>().join("\n"),
         );
     }
 }
 
 pub fn read_pidfile(p: &Path) -> i32 {
     let s = fs::read_to_string(p).unwrap_or_else(|e| panic!("read pidfile {}: {e}", p.display()));
-    s.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("pidfile {} holds {s:?}, not a pid", p.display()))
+    s.trim().parse().unwrap_or_else(|_| panic!("pidfile {} holds {s:?}, not a pid", p.display()))
 }
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -654,14 +576,7 @@ impl Fixture {
         let runc_root = tmp.join("runc");
         fs::create_dir(&runc_root).unwrap();
         let token = format!("t-{}-{}-{}-", name, std::process::id(), next_n());
-        Fixture {
-            name: name.to_string(),
-            token,
-            tmp,
-            runc_root,
-            ids: RefCell::new(vec![]),
-            pids: RefCell::new(vec![]),
-        }
+        Fixture { name: name.to_string(), token, tmp, runc_root, ids: RefCell::new(vec![]), pids: RefCell::new(vec![]) }
     }
 
     /// A fresh unique container id.
@@ -680,22 +595,13 @@ impl Fixture {
     pub fn bundle(&self, args: &[&str]) -> Container {
         let c = self.bare_bundle();
         build_rootfs(&c.rootfs);
-        let out = Command::new(runc_bin())
-            .arg("spec")
-            .current_dir(&c.bundle)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "runc spec: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(runc_bin()).arg("spec").current_dir(&c.bundle).output().unwrap();
+        assert!(out.status.success(), "runc spec: {}", String::from_utf8_lossy(&out.stderr));
         let rootfs = c.rootfs.display().to_string();
         let cg = format!("/{}", c.id);
         c.edit_config(|v| {
             v["process"]["terminal"] = Value::Bool(false);
-            v["process"]["args"] =
-                Value::from(args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            v["process"]["args"] = Value::from(args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
             v["root"]["path"] = Value::String(rootfs);
             v["root"]["readonly"] = Value::Bool(true);
             v["linux"]["cgroupsPath"] = Value::String(cg);
@@ -801,16 +707,8 @@ impl Fixture {
     /// The container ids runc lists under this test's root.
     pub fn runc_list(&self) -> Vec<String> {
         let out = self.runc_output(&["list", "-q"]);
-        assert!(
-            out.status.success(),
-            "runc list: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|s| s.to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
+        assert!(out.status.success(), "runc list: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|s| s.to_string()).filter(|s| !s.is_empty()).collect()
     }
 
     /// `runc delete -f` of every container of the test, then `runc list` must
@@ -820,10 +718,7 @@ impl Fixture {
             let _ = self.runc_output(&["delete", "-f", id]);
         }
         let left = self.runc_list();
-        assert!(
-            left.is_empty(),
-            "runc still lists containers after delete: {left:?}"
-        );
+        assert!(left.is_empty(), "runc still lists containers after delete: {left:?}");
     }
 }
 
@@ -833,11 +728,7 @@ impl Drop for Fixture {
         for id in self.ids.borrow().iter() {
             let _ = self.runc_output(&["delete", "-f", id]);
         }
-        let left = if self.runc_root.exists() {
-            self.runc_list()
-        } else {
-            vec![]
-        };
+        let left = if self.runc_root.exists() { self.runc_list() } else { vec![] };
         // Shims whose container was force-deleted should end by themselves;
         // kill what is left so that nothing outlives the test.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -859,10 +750,7 @@ impl Drop for Fixture {
             }
         }
         if !panicking {
-            assert!(
-                left.is_empty(),
-                "runc still lists containers after delete -f: {left:?}"
-            );
+            assert!(left.is_empty(), "runc still lists containers after delete -f: {left:?}");
         }
     }
 }
@@ -896,14 +784,7 @@ pub struct Launcher {
 
 impl Launcher {
     pub fn new() -> Launcher {
-        Launcher {
-            args: vec![],
-            sync: Sync::None,
-            leak_fd: None,
-            cwd: None,
-            env: vec![],
-            bin: None,
-        }
+        Launcher { args: vec![], sync: Sync::None, leak_fd: None, cwd: None, env: vec![], bin: None }
     }
 
     pub fn arg<S: AsRef<OsStr>>(mut self, a: S) -> Launcher {
@@ -946,8 +827,7 @@ impl Launcher {
     }
 
     pub fn env<K: AsRef<OsStr>, V: AsRef<OsStr>>(mut self, k: K, v: V) -> Launcher {
-        self.env
-            .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self.env.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
         self
     }
 
@@ -959,9 +839,7 @@ impl Launcher {
         let out_p = dir.join(format!("launcher-{n}.out"));
         let err_p = dir.join(format!("launcher-{n}.err"));
         let mut cmd = Command::new(self.bin.clone().unwrap_or_else(shimlet_bin));
-        cmd.stdin(Stdio::null())
-            .stdout(fs::File::create(&out_p).unwrap())
-            .stderr(fs::File::create(&err_p).unwrap());
+        cmd.stdin(Stdio::null()).stdout(fs::File::create(&out_p).unwrap()).stderr(fs::File::create(&err_p).unwrap());
         if let Some(d) = &self.cwd {
             cmd.current_dir(d);
         }
@@ -979,11 +857,7 @@ impl Launcher {
                 // Keep the sync descriptor away from the leak's number.
                 // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor owned here.
                 let d = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
-                assert!(
-                    d >= 0,
-                    "F_DUPFD_CLOEXEC: {}",
-                    std::io::Error::last_os_error()
-                );
+                assert!(d >= 0, "F_DUPFD_CLOEXEC: {}", std::io::Error::last_os_error());
                 // SAFETY: d was just created.
                 w = unsafe { OwnedFd::from_raw_fd(d) };
             }
@@ -1008,9 +882,7 @@ impl Launcher {
             fs::File::open(&p).unwrap()
         });
         let inherit_fd = write_end.as_ref().map(|w| w.as_raw_fd());
-        let leak = leak_file
-            .as_ref()
-            .map(|f| (f.as_raw_fd(), self.leak_fd.unwrap()));
+        let leak = leak_file.as_ref().map(|f| (f.as_raw_fd(), self.leak_fd.unwrap()));
         // SAFETY: only async-signal-safe calls (fcntl, dup2) in the child.
         unsafe {
             cmd.pre_exec(move || {
@@ -1021,11 +893,7 @@ impl Launcher {
                 }
                 if let Some((from, to)) = leak {
                     // dup2 leaves the new descriptor without FD_CLOEXEC.
-                    let r = if from == to {
-                        libc::fcntl(to, libc::F_SETFD, 0)
-                    } else {
-                        libc::dup2(from, to)
-                    };
+                    let r = if from == to { libc::fcntl(to, libc::F_SETFD, 0) } else { libc::dup2(from, to) };
                     if r < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -1049,13 +917,7 @@ impl Launcher {
             });
             SyncReply::new(line, r)
         });
-        Launched {
-            status,
-            stdout,
-            stderr,
-            sync,
-            args,
-        }
+        Launched { status, stdout, stderr, sync, args }
     }
 }
 
@@ -1069,14 +931,7 @@ impl Default for Launcher {
 pub fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
     assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors were just created and are owned here.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
@@ -1103,24 +958,16 @@ impl SyncReply {
             "the sync message must be exactly one line: {:?}",
             String::from_utf8_lossy(&raw)
         );
-        let json: Value = serde_json::from_slice(&raw).unwrap_or_else(|e| {
-            panic!(
-                "sync message is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&raw)
-            )
-        });
-        assert!(
-            json.is_object(),
-            "sync message is not a JSON object: {json}"
-        );
+        let json: Value = serde_json::from_slice(&raw)
+            .unwrap_or_else(|e| panic!("sync message is not JSON ({e}): {:?}", String::from_utf8_lossy(&raw)));
+        assert!(json.is_object(), "sync message is not a JSON object: {json}");
         SyncReply { raw, json, fd }
     }
 
     /// Reads what follows the first line until end of file (bounded): must
     /// be called once the shim has ended.
     pub fn rest(&self) -> Vec<u8> {
-        read_line_fd(self.fd.as_raw_fd(), WAIT)
-            .unwrap_or_else(|e| panic!("sync descriptor after the line: {e}"))
+        read_line_fd(self.fd.as_raw_fd(), WAIT).unwrap_or_else(|e| panic!("sync descriptor after the line: {e}"))
     }
 }
 
@@ -1140,11 +987,7 @@ impl Launched {
     }
 
     fn sync_json(&self) -> &Value {
-        &self
-            .sync
-            .as_ref()
-            .expect("launched without a sync descriptor")
-            .json
+        &self.sync.as_ref().expect("launched without a sync descriptor").json
     }
 
     /// The `pid` of the sync message.
@@ -1155,10 +998,7 @@ impl Launched {
     }
 
     pub fn sync_message(&self) -> Option<String> {
-        self.sync_json()
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(|s| s.to_string())
+        self.sync_json().get("message").and_then(|m| m.as_str()).map(|s| s.to_string())
     }
 
     pub fn sync_text(&self) -> String {
@@ -1168,9 +1008,7 @@ impl Launched {
 
 /// A fake runtime from tests/fakes copied into `dir` with mode `mode`.
 pub fn fake_runtime(name: &str, dir: &Path, mode: u32) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fakes")
-        .join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fakes").join(name);
     let dst = dir.join(name);
     fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
     fs::set_permissions(&dst, fs::Permissions::from_mode(mode)).unwrap();
@@ -1212,28 +1050,12 @@ pub fn check_timestamp(ts: &str) -> Result<(), String> {
             _ => c == p,
         });
     if !ok {
-        return Err(format!(
-            "bad timestamp {ts:?}: want RFC3339 with 9-digit nanoseconds and a numeric offset"
-        ));
+        return Err(format!("bad timestamp {ts:?}: want RFC3339 with 9-digit nanoseconds and a numeric offset"));
     }
     let num = |a: usize, z: usize| ts[a..z].parse::<u32>().unwrap();
-    let (mo, d, h, mi, s, oh, om) = (
-        num(5, 7),
-        num(8, 10),
-        num(11, 13),
-        num(14, 16),
-        num(17, 19),
-        num(30, 32),
-        num(33, 35),
-    );
-    if !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || s > 60
-        || oh > 23
-        || om > 59
-    {
+    let (mo, d, h, mi, s, oh, om) =
+        (num(5, 7), num(8, 10), num(11, 13), num(14, 16), num(17, 19), num(30, 32), num(33, 35));
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 || oh > 23 || om > 59 {
         return Err(format!("timestamp out of range: {ts:?}"));
     }
     Ok(())
@@ -1247,18 +1069,11 @@ impl Log {
             return Ok(Log { records });
         }
         if !data.ends_with(b"\n") {
-            return Err(format!(
-                "the log does not end with a newline: ...{:?}",
-                tail(data)
-            ));
+            return Err(format!("the log does not end with a newline: ...{:?}", tail(data)));
         }
         for (i, line) in data[..data.len() - 1].split(|&b| b == b'\n').enumerate() {
             let bad = |why: &str| {
-                format!(
-                    "record {}: {why}: {:?}",
-                    i + 1,
-                    String::from_utf8_lossy(&line[..line.len().min(200)])
-                )
+                format!("record {}: {why}: {:?}", i + 1, String::from_utf8_lossy(&line[..line.len().min(200)]))
             };
             let mut parts = line.splitn(4, |&b| b == b' ');
             let ts = parts.next().ok_or_else(|| bad("empty"))?;
@@ -1277,12 +1092,7 @@ impl Log {
                 b"P" => true,
                 _ => return Err(bad("tag is neither F nor P")),
             };
-            records.push(Record {
-                ts: ts.to_string(),
-                stream,
-                partial,
-                payload: payload.to_vec(),
-            });
+            records.push(Record { ts: ts.to_string(), stream, partial, payload: payload.to_vec() });
         }
         Ok(Log { records })
     }
@@ -1343,9 +1153,7 @@ impl StatusLine {
     pub fn parse(raw: &[u8]) -> Result<StatusLine, String> {
         let s = std::str::from_utf8(raw).map_err(|_| format!("not UTF-8: {raw:?}"))?;
         if !s.ends_with('\n') || s.matches('\n').count() != 1 {
-            return Err(format!(
-                "must be exactly one line ending in a newline: {s:?}"
-            ));
+            return Err(format!("must be exactly one line ending in a newline: {s:?}"));
         }
         let line = &s[..s.len() - 1];
         let mut words = line.split(' ');
@@ -1353,22 +1161,14 @@ impl StatusLine {
         let mut fields = BTreeMap::new();
         let mut order = vec![];
         for w in words {
-            let (k, v) = w
-                .split_once('=')
-                .ok_or_else(|| format!("word {w:?} is not key=value in {line:?}"))?;
+            let (k, v) = w.split_once('=').ok_or_else(|| format!("word {w:?} is not key=value in {line:?}"))?;
             fields.insert(k.to_string(), v.to_string());
             order.push(k.to_string());
         }
-        let st = StatusLine {
-            raw: s.to_string(),
-            kind,
-            fields,
-        };
+        let st = StatusLine { raw: s.to_string(), kind, fields };
         if st.kind == "exited" {
             if order != ["code", "signal", "oom", "pid", "at", "lost"] {
-                return Err(format!(
-                    "want `exited code= signal= oom= pid= at= lost=`, got {line:?}"
-                ));
+                return Err(format!("want `exited code= signal= oom= pid= at= lost=`, got {line:?}"));
             }
             let code = st.num("code");
             if !(0..=255).contains(&code) {
@@ -1376,9 +1176,7 @@ impl StatusLine {
             }
             let sig = st.num("signal");
             if sig != 0 && code != 128 + sig {
-                return Err(format!(
-                    "killed by a signal: code must be 128+signal: {line:?}"
-                ));
+                return Err(format!("killed by a signal: code must be 128+signal: {line:?}"));
             }
             if !matches!(st.fields["oom"].as_str(), "0" | "1") {
                 return Err(format!("oom must be 0 or 1: {line:?}"));
@@ -1391,21 +1189,15 @@ impl StatusLine {
             }
             st.num("code");
         } else {
-            return Err(format!(
-                "the status line must start with `exited` or `failed`: {line:?}"
-            ));
+            return Err(format!("the status line must start with `exited` or `failed`: {line:?}"));
         }
         Ok(st)
     }
 
     /// A numeric field (panics when missing or not a number).
     pub fn num(&self, k: &str) -> i64 {
-        let v = self
-            .fields
-            .get(k)
-            .unwrap_or_else(|| panic!("status line without {k}=: {:?}", self.raw));
-        v.parse()
-            .unwrap_or_else(|_| panic!("status field {k}={v} is not a number: {:?}", self.raw))
+        let v = self.fields.get(k).unwrap_or_else(|| panic!("status line without {k}=: {:?}", self.raw));
+        v.parse().unwrap_or_else(|_| panic!("status field {k}={v} is not a number: {:?}", self.raw))
     }
 }
 
@@ -1427,24 +1219,9 @@ pub fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
 
 /// Shows bytes for a failure message: the first difference between two.
 pub fn first_difference(a: &[u8], b: &[u8]) -> String {
-    let i = a
-        .iter()
-        .zip(b.iter())
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()));
-    let win = |d: &[u8]| {
-        format!(
-            "{:?}",
-            String::from_utf8_lossy(&d[i.saturating_sub(20)..(i + 40).min(d.len())])
-        )
-    };
-    format!(
-        "lengths {} vs {}; first difference at byte {i}: {} vs {}",
-        a.len(),
-        b.len(),
-        win(a),
-        win(b)
-    )
+    let i = a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let win = |d: &[u8]| format!("{:?}", String::from_utf8_lossy(&d[i.saturating_sub(20)..(i + 40).min(d.len())]));
+    format!("lengths {} vs {}; first difference at byte {i}: {} vs {}", a.len(), b.len(), win(a), win(b))
 }
 
 /// Writes a file and makes it executable.
@@ -1457,9 +1234,7 @@ pub fn write_script(p: &Path, text: &str) {
 
 pub fn read_all(p: &Path) -> Vec<u8> {
     let mut v = vec![];
-    fs::File::open(p)
-        .and_then(|mut f| f.read_to_end(&mut v))
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    fs::File::open(p).and_then(|mut f| f.read_to_end(&mut v)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     v
 }
 

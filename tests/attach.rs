@@ -9,8 +9,6 @@
 //! left and `runc list` is empty.
 
 mod common;
-#[path = "attach_support.rs"]
-mod support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -21,46 +19,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use support::*;
 
 // ---------------------------------------------------------------------------
 // helpers of this file
-
-/// Asserts an `exited` status line with this code and signal.
-fn assert_exited(st: &StatusLine, code: i64, signal: i64) {
-    assert_eq!(st.kind, "exited", "status line: {:?}", st.raw);
-    assert_eq!(st.num("code"), code, "exit code in {:?}", st.raw);
-    assert_eq!(st.num("signal"), signal, "signal in {:?}", st.raw);
-}
-
-/// The end of every test: the shim is gone (and reaped), no shimlet process
-/// of this test is left, the (stopped) container deletes and `runc list` is
-/// empty.
-fn end(fx: &Fixture, c: &Container, shim: i32) {
-    c.wait_no_shim(Some(shim));
-    let left = find_shims(&fx.token);
-    assert!(left.is_empty(), "shimlet processes left: {left:?}");
-    let out = fx.runc_output(&["delete", &c.id]);
-    assert!(out.status.success(), "runc delete {}: {}", c.id, String::from_utf8_lossy(&out.stderr));
-    let list = fx.runc_list();
-    assert!(list.is_empty(), "runc list after the test: {list:?}");
-}
-
-/// A bundle whose process runs on a terminal (process.terminal = true).
-fn tty_bundle(fx: &Fixture, args: &[&str]) -> Container {
-    let c = fx.bundle(args);
-    c.edit_config(|v| v["process"]["terminal"] = serde_json::Value::Bool(true));
-    c
-}
-
-fn runc_status(fx: &Fixture, c: &Container) -> String {
-    fx.state(c).and_then(|v| v["status"].as_str().map(|s| s.to_string())).unwrap_or_else(|| "<unknown>".into())
-}
-
-fn runc_kill(fx: &Fixture, c: &Container, sig: &str) {
-    let out = fx.runc_output(&["kill", &c.id, sig]);
-    assert!(out.status.success(), "runc kill {} {sig}: {}", c.id, String::from_utf8_lossy(&out.stderr));
-}
 
 /// Paths of the attach socket and ctl FIFO of a container.
 fn sock_path(c: &Container) -> PathBuf {
@@ -525,7 +486,7 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     let go = PathBuf::from(format!("/proc/{cpid}/root/dev/shm/go"));
     fs::write(&go, b"").unwrap_or_else(|e| panic!("create {}: {e}", go.display()));
 
-    let done = wait_until_or_none(WAIT, || c.status.exists().then_some(()));
+    let done = poll_for(WAIT, || c.status.exists().then_some(()));
     let got =
         fs::read(&c.log).ok().and_then(|d| Log::parse(&d).ok()).map(|l| l.stream(Stream::Stdout)).unwrap_or_default();
     if done.is_none() {
@@ -541,20 +502,6 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     );
     assert_exited(&c.wait_status(), 0, 0);
     assert!(got == sent, "input through flow control: {}", first_difference(&got, &sent));
-}
-
-/// Polls `f` up to `limit`; None when it never answered.
-fn wait_until_or_none<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -637,8 +584,8 @@ fn terminal_shell_roundtrip_and_resize() {
     cl.read_until(b"hi-42", WAIT);
 
     // Malformed ctl lines are ignored; the valid one after them applies.
-    ctl_write(&ctl, "garbage\n1 x y\n9 1 1\n1 5000 5000\n");
-    ctl_write(&ctl, "1 40 100\n");
+    ctl_send(&ctl, b"garbage\n1 x y\n9 1 1\n1 5000 5000\n");
+    ctl_send(&ctl, b"1 40 100\n");
     wait_tty_size(&c, 40, 100);
     // In terminal mode a client's EOF and hang-up do not close the input.
     let other = Target::new(&sock).connect();
@@ -692,7 +639,7 @@ fn ctl_size_before_pty_exists() {
     let dir = c.dir.clone();
     let launcher = std::thread::spawn(move || l.run(&dir));
     wait_until("the ctl FIFO to exist", WAIT, || ctl.exists().then_some(()));
-    ctl_write(&ctl, "1 33 77\n");
+    ctl_send(&ctl, b"1 33 77\n");
     // The shim has read the line: the pty cannot exist yet (no runtime ran).
     wait_until("the shim to read the ctl FIFO", WAIT, || (fifo_pending(&ctl) == 0).then_some(()));
     fs::write(&gate, b"").unwrap();
@@ -727,7 +674,7 @@ fn ctl_size_before_start() {
     ]);
     fx.launch_ok(&c, l);
     let shim = c.shim_pid();
-    ctl_write(&ctl, "1 35 81\n");
+    ctl_send(&ctl, b"1 35 81\n");
     wait_until("the shim to read the ctl FIFO", WAIT, || (fifo_pending(&ctl) == 0).then_some(()));
     fx.start(&c);
     let mut cl = Target::new(&sock).connect();

@@ -12,15 +12,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-/// Asserts an `exited` status line with this code and signal, for `pid`.
-fn assert_exited(st: &StatusLine, code: i64, signal: i64, pid: i32) {
-    assert_eq!(st.kind, "exited", "status line: {:?}", st.raw);
-    assert_eq!(st.num("code"), code, "exit code in {:?}", st.raw);
-    assert_eq!(st.num("signal"), signal, "signal in {:?}", st.raw);
-    assert_eq!(st.num("oom"), 0, "oom in {:?}", st.raw);
-    assert_eq!(st.num("pid"), pid as i64, "pid (the container's) in {:?}", st.raw);
-}
-
 fn lines(v: &[(&str, bool)]) -> Vec<(Vec<u8>, bool)> {
     v.iter().map(|(s, t)| (s.as_bytes().to_vec(), *t)).collect()
 }
@@ -134,7 +125,7 @@ fn stdout_and_stderr_records() {
     let pid = c.container_pid();
     fx.start(&c);
     let st = c.wait_status();
-    assert_exited(&st, 0, 0, pid);
+    assert_exited_pid(&st, 0, 0, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 
     let log = c.log();
@@ -166,7 +157,7 @@ fn large_output_arrives_complete() {
     let pid = c.container_pid();
     fx.start(&c);
     let st = c.wait_status_for(LONG_WAIT);
-    assert_exited(&st, 0, 0, pid);
+    assert_exited_pid(&st, 0, 0, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 
     let log = c.log();
@@ -208,7 +199,7 @@ fn binary_bytes_survive() {
     fx.launch_ok(&c, fx.launcher(&c));
     let pid = c.container_pid();
     fx.start(&c);
-    assert_exited(&c.wait_status(), 0, 0, pid);
+    assert_exited_pid(&c.wait_status(), 0, 0, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 
     let log = c.log();
@@ -248,7 +239,7 @@ fn exit_case(name: &str, args: &[&str], sigkill: bool) -> (StatusLine, String, i
 #[test]
 fn exit_code_zero_recorded() {
     let (st, exit_file, pid) = exit_case("exit0", &["true"], false);
-    assert_exited(&st, 0, 0, pid);
+    assert_exited_pid(&st, 0, 0, pid);
     assert_eq!(exit_file, "0", "EXIT_DIR/ID holds the decimal status without a newline");
 }
 
@@ -256,7 +247,7 @@ fn exit_code_zero_recorded() {
 #[test]
 fn exit_code_three_recorded() {
     let (st, exit_file, pid) = exit_case("exit3", &["sh", "-c", "exit 3"], false);
-    assert_exited(&st, 3, 0, pid);
+    assert_exited_pid(&st, 3, 0, pid);
     assert_eq!(exit_file, "3");
 }
 
@@ -265,7 +256,7 @@ fn exit_code_three_recorded() {
 #[test]
 fn exit_by_sigkill_recorded() {
     let (st, exit_file, pid) = exit_case("kill9", &["sleep", "1000"], true);
-    assert_exited(&st, 137, 9, pid);
+    assert_exited_pid(&st, 137, 9, pid);
     assert_eq!(exit_file, "137");
 }
 
@@ -449,7 +440,7 @@ fn parent_dies(name: &str, kill_parent: bool) {
         "the container is created"
     );
     fx.start(&c);
-    assert_exited(&c.wait_status(), 5, 0, pid);
+    assert_exited_pid(&c.wait_status(), 5, 0, pid);
     assert_eq!(c.log().stream(Stream::Stdout), b"survived\n");
     c.wait_no_shim(Some(shim));
 }
@@ -500,7 +491,7 @@ while :; do sleep 1000 & wait $!; done"#;
         assert!(pid_alive(pid), "the container must survive SIG{name} (it has a trap)");
     }
     kill(shim, libc::SIGTERM);
-    assert_exited(&c.wait_status(), 42, 0, pid);
+    assert_exited_pid(&c.wait_status(), 42, 0, pid);
     c.wait_no_shim(Some(shim));
     assert!(contains(&c.log().stream(Stream::Stdout), b"got-TERM\n"));
 }
@@ -529,7 +520,7 @@ fn no_descriptor_leaks_into_container() {
     let fds = proc_fds(pid);
     assert_eq!(fds.iter().map(|f| f.0).collect::<Vec<_>>(), [0, 1, 2], "the container's descriptors: {fds:?}");
     kill(pid, libc::SIGKILL);
-    assert_exited(&c.wait_status(), 137, 9, pid);
+    assert_exited_pid(&c.wait_status(), 137, 9, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 }
 
@@ -557,7 +548,7 @@ fn nothing_left_behind() {
     );
     assert_eq!(proc_ppid(pid), Some(shim), "the container's process is reparented to the shim (child subreaper)");
     kill(pid, libc::SIGKILL);
-    assert_exited(&c.wait_status(), 137, 9, pid);
+    assert_exited_pid(&c.wait_status(), 137, 9, pid);
     wait_until_or(
         "the container's process to be reaped",
         WAIT,
@@ -662,7 +653,7 @@ fn check_full_run(fx: &Fixture, c: &Container, l: Launcher, pidfile: &std::path:
     let shim = c.shim_pid();
     assert!(pid_alive(shim), "the shim pidfile names a live process");
     fx.start(c);
-    assert_exited(&c.wait_status(), code, 0, pid);
+    assert_exited_pid(&c.wait_status(), code, 0, pid);
     assert_eq!(c.wait_exit_file(), code.to_string());
     c.wait_no_shim(Some(shim));
     assert_eq!(c.log().stream(Stream::Stdout), format!("code {code}\n").as_bytes());

@@ -9,12 +9,9 @@
 //! with eprintln! for the report (`cargo test -- --nocapture`).
 
 mod common;
-#[path = "faults_support.rs"]
-mod support;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -22,217 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::*;
-
-// ---------------------------------------------------------------------------
-// helpers of this file
-
-/// Asserts an `exited` status line with this code and signal.
-fn assert_exited(st: &StatusLine, code: i64, signal: i64) {
-    assert_eq!(st.kind, "exited", "status line: {:?}", st.raw);
-    assert_eq!(st.num("code"), code, "exit code in {:?}", st.raw);
-    assert_eq!(st.num("signal"), signal, "signal in {:?}", st.raw);
-}
-
-/// The end of a test whose container ran: the shim is gone (and reaped),
-/// no shimlet process of the test is left, the container deletes and
-/// `runc list` is empty.
-fn end(fx: &Fixture, c: &Container, shim: i32) {
-    c.wait_no_shim(Some(shim));
-    let left = find_shims(&fx.token);
-    assert!(left.is_empty(), "shimlet processes left: {left:?}");
-    let out = fx.runc_output(&["delete", "-f", &c.id]);
-    assert!(out.status.success(), "runc delete {}: {}", c.id, String::from_utf8_lossy(&out.stderr));
-    let list = fx.runc_list();
-    assert!(list.is_empty(), "runc list after the test: {list:?}");
-}
-
-fn runc_status(fx: &Fixture, c: &Container) -> String {
-    fx.state(c).and_then(|v| v["status"].as_str().map(|s| s.to_string())).unwrap_or_else(|| "<unknown>".into())
-}
-
-fn runc_kill(fx: &Fixture, c: &Container, sig: &str) {
-    let out = fx.runc_output(&["kill", &c.id, sig]);
-    assert!(out.status.success(), "runc kill {} {sig}: {}", c.id, String::from_utf8_lossy(&out.stderr));
-}
-
-/// A bundle whose process runs on a terminal.
-fn tty_bundle(fx: &Fixture, args: &[&str]) -> Container {
-    let c = fx.bundle(args);
-    c.edit_config(|v| v["process"]["terminal"] = serde_json::Value::Bool(true));
-    c
-}
-
-/// The processes in the container's cgroups (v1 controllers and v2).
-fn cgroup_procs(id: &str) -> Vec<i32> {
-    let mut v: Vec<i32> = vec![];
-    let mut files = vec![Path::new("/sys/fs/cgroup").join(id).join("cgroup.procs")];
-    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
-        for e in rd.flatten() {
-            files.push(e.path().join(id).join("cgroup.procs"));
-        }
-    }
-    for f in files {
-        if let Ok(s) = fs::read_to_string(&f) {
-            v.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-        }
-    }
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Live processes whose command line mentions `token`.
-fn procs_mentioning(token: &str) -> Vec<String> {
-    fs::read_dir("/proc")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|&p| pid_alive(p) && proc_cmdline(p).contains(token))
-                .map(|p| format!("{p}: {}", proc_cmdline(p)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// After a failed create: no shim, none of `pids` (reaped if they ended up
-/// as children of the test), nothing in the container's cgroups, no
-/// process mentioning the container id.
-fn assert_nothing_left(fx: &Fixture, c: &Container, pids: &[i32]) {
-    let shim = fs::read_to_string(&c.shim_pidfile).ok().and_then(|s| s.trim().parse::<i32>().ok());
-    c.wait_no_shim(shim);
-    for &p in pids {
-        wait_pid_gone(p, "a process the runtime started");
-        assert!(!pid_alive(p), "pid {p} ({}) is still running", proc_cmdline(p));
-    }
-    wait_until_or(
-        &format!("no process left in the cgroups of {}", c.id),
-        WAIT,
-        || cgroup_procs(&c.id).is_empty().then_some(()),
-        || {
-            cgroup_procs(&c.id)
-                .iter()
-                .map(|p| format!("{p}: {} (parent {:?})", proc_cmdline(*p), proc_ppid(*p)))
-                .collect::<Vec<_>>()
-                .join("\n")
-        },
-    );
-    wait_until_or(
-        &format!("no process mentioning {}", c.id),
-        WAIT,
-        || procs_mentioning(&c.id).is_empty().then_some(()),
-        || procs_mentioning(&c.id).join("\n"),
-    );
-    assert!(find_shims(&fx.token).is_empty(), "a shim is left");
-}
-
-/// Requires a failed create on the sync descriptor: `{"pid": -1,
-/// "message": ...}` with a message containing `want`; returns the message.
-fn assert_sync_failure(r: &Launched, want: &str) -> String {
-    assert!(r.status.success(), "with a sync fd the launcher exits 0: {:?} {}", r.status, r.stderr_str());
-    assert_eq!(r.sync_pid(), -1, "sync message {}", r.sync_text());
-    let m = r.sync_message().unwrap_or_else(|| panic!("no string message in {}", r.sync_text()));
-    assert!(!m.trim().is_empty(), "empty message: {}", r.sync_text());
-    assert!(m.contains(want), "the message {m:?} should contain {want:?}");
-    m
-}
-
-/// Reads a pid file a fake runtime wrote beside itself (waits for it).
-fn wait_pid_file(p: &Path) -> i32 {
-    wait_until(&format!("{} to be written", p.display()), WAIT, || {
-        fs::read_to_string(p).ok()?.trim().parse::<i32>().ok()
-    })
-}
-
-/// Launches with a sync socket (the launcher returns at once) and reads the
-/// create outcome within `limit`. When none comes, reports what the shim is
-/// doing (state, wait channel, children), kills its children so nothing is
-/// left behind, and panics.
-fn launch_sync_bounded(fx: &Fixture, c: &Container, l: Launcher, limit: Duration) -> serde_json::Value {
-    let (r, w) = seqpacket_pair();
-    let (mut child, _out, err) = spawn_with_fd(&l.args, &l.env, w.as_raw_fd(), &c.dir);
-    drop(w);
-    let st = wait_child(&mut child, "the launcher", WAIT);
-    assert!(st.success(), "launcher {st:?}: {}", String::from_utf8_lossy(&read_all(&err)));
-    let shim = c.shim_pid();
-    fx.track(shim);
-    match read_line_fd(r.as_raw_fd(), limit) {
-        Ok(line) if line.ends_with(b"\n") => serde_json::from_slice(&line)
-            .unwrap_or_else(|e| panic!("sync line is not JSON ({e}): {:?}", String::from_utf8_lossy(&line))),
-        other => {
-            let kids = children_of(shim);
-            let shown: Vec<String> =
-                kids.iter().map(|p| format!("{p} {} (state {:?})", proc_cmdline(*p), proc_state(*p))).collect();
-            let wchan = fs::read_to_string(format!("/proc/{shim}/wchan")).unwrap_or_default();
-            for &p in &kids {
-                // SAFETY: kill(2) of what the runtime left under the shim.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-            panic!(
-                "no create outcome on the sync descriptor within {}s ({other:?}): the shim (pid {shim}, \
-                 state {:?}, waiting in {wchan:?}) hangs; its children: {shown:?}",
-                limit.as_secs(),
-                proc_state(shim)
-            );
-        }
-    }
-}
-
-/// The last `n` bytes of a file.
-fn file_tail(p: &Path, n: u64) -> Vec<u8> {
-    let mut f = match fs::File::open(p) {
-        Ok(f) => f,
-        Err(_) => return vec![],
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
-    let mut v = vec![];
-    let _ = f.read_to_end(&mut v);
-    v
-}
-
-/// A launcher run through `/bin/sh -c PRELUDE; exec shimlet ARGS` (to set a
-/// umask or an oom_score_adj for the launcher only).
-fn wrapped(prelude: &str, inner: Launcher) -> Launcher {
-    let mut l = Launcher::new().arg("-c").arg(format!("{prelude}; exec \"$0\" \"$@\"")).arg(shimlet_bin());
-    l.args.extend(inner.args);
-    l.bin = Some(PathBuf::from("/bin/sh"));
-    l
-}
-
-/// Waits for a status file that must not appear before `limit`; None if
-/// it did not.
-fn status_within(c: &Container, limit: Duration) -> Option<StatusLine> {
-    poll_for(limit, || c.status.exists().then_some(()))?;
-    Some(StatusLine::parse(&fs::read(&c.status).unwrap()).unwrap())
-}
 
 // ---------------------------------------------------------------------------
 // 1. the runtime hangs in create
-
-/// A started `cat` container with an attach socket and a stdin kept open
-/// across clients; with `probe`, a first client has round-tripped a line
-/// and been let go, so the shim holds only its listening socket.
-fn cat_with_attach(fx: &Fixture, probe: bool) -> (Container, i32, Target) {
-    let c = fx.bundle(&["cat"]);
-    let sock = c.dir.join("attach.sock");
-    fx.launch_ok(&c, fx.launcher(&c).opt("--attach", &sock).args(&["--stdin", "--leave-stdin-open"]));
-    let shim = c.shim_pid();
-    fx.start(&c);
-    let target = Target::new(&sock);
-    if probe {
-        let mut p = target.connect();
-        p.send(b"probe-line\n");
-        p.read_until(b"probe-line\n", WAIT);
-        drop(p);
-        wait_until("the probe client to be let go", WAIT, || (socket_count(shim) == 1).then_some(()));
-    }
-    (c, shim, target)
-}
-
-/// Sockets the shim holds (its listening one plus clients).
-fn socket_count(shim: i32) -> usize {
-    proc_fds(shim).iter().filter(|(_, t)| t.starts_with("socket:")).count()
-}
 
 // Proves --timeout bounds a runtime that never finishes `create` (a fake
 // that waits on a `sleep 1000` child): the sync message is {"pid": -1} with
@@ -1741,11 +1530,6 @@ impl ArgGen<'_> {
             _ => vec![self.ascii(30)],
         }
     }
-}
-
-/// Asserts stderr is exactly one non-empty line.
-fn one_line(err: &[u8]) -> bool {
-    err.ends_with(b"\n") && err.iter().filter(|&&b| b == b'\n').count() == 1 && err.len() > 4
 }
 
 // Proves the launcher survives hostile command lines: 15 fixed edge cases

@@ -16,8 +16,6 @@
 //! /run/containers/networks. Everything else stays in the test's directory.
 
 mod common;
-#[path = "podman_support.rs"]
-mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::Stream;
-use support::*;
+use common::podman::*;
+use common::{comm, processes_mentioning, try_wait_child, Stream, POLL, WAIT};
 
 /// Removes the containers of one shim's run and requires that none of its
 /// processes stay behind.
@@ -173,7 +171,7 @@ fn logs_follow() {
         fs::write(shared.join("go"), b"").unwrap();
         let at = out.wait_for(b"second\n", at, WAIT).unwrap_or_else(|e| fail(e, &out, &err));
         out.wait_for(b"third\n", at, WAIT).unwrap_or_else(|e| fail(e, &out, &err));
-        match wait_child(&mut child, WAIT) {
+        match try_wait_child(&mut child, WAIT) {
             Ok(st) if st.success() => {}
             Ok(st) => fail(format!("exited with {st} after the container ended"), &out, &err),
             Err(e) => fail(format!("does not end after the container exited: {e}"), &out, &err),

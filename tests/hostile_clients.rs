@@ -71,7 +71,7 @@ fn attach_stdin_flood_is_pushed_back() {
             }
             Err(e) => panic!("send: errno {e}"),
         }
-        if sent % (64 << 10) == 0 {
+        if sent.is_multiple_of(64 << 10) {
             rss.sample(shim);
         }
     }

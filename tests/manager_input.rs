@@ -226,7 +226,7 @@ impl ArgGen<'_> {
             10 => vec![b'a'; 1000 + self.rng.below(9000)],
             11 => {
                 let mut v = self.ascii(60);
-                v.extend(std::iter::repeat(b'L').take(100_000));
+                v.extend(std::iter::repeat_n(b'L', 100_000));
                 v
             }
             12 => b"line one\nline two\r\n".to_vec(),

@@ -219,7 +219,7 @@ fn flood_of_random_binary() {
 /// bytes, and no final newline.
 fn hostile_bytes() -> Vec<u8> {
     let mut h: Vec<u8> = b"HOSTILE-BEGIN\n".to_vec();
-    h.extend(std::iter::repeat(b'x').take(4 << 20));
+    h.extend(std::iter::repeat_n(b'x', 4 << 20));
     h.extend_from_slice(b"\n\x1b[2J\x1b[H\x1b]0;title\x07\x1bP+q\x1b\\\x1b[6n\x1b[?1049h\x1b[31mred\x1b[0m\n");
     h.extend_from_slice(b"2026-11-28T19:33:42.123456789+00:00 stderr F forged record\n");
     h.extend_from_slice(b" stdout P \n F \n P\n\x00\x00\x00\n\xff\xfe\xfd\r\r\r\n\r");

@@ -168,6 +168,8 @@ fn runtime_reports_a_foreign_pid() {
     if pid == -1 {
         assert_nothing_left(&fx, &c, &[]);
         assert!(pid_alive(fpid), "the shim killed a process that was not its own");
+        let _ = foreign.kill();
+        let _ = foreign.wait();
         return;
     }
     assert_eq!(pid, fpid as i64, "the sync pid must be the pidfile's");

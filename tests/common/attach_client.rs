@@ -205,8 +205,8 @@ impl Client {
     /// Receives one record, waiting at most `limit`. Checks its shape: a
     /// stream byte 2 or 3 and at most 8192 data bytes, never truncated.
     pub fn recv(&mut self, limit: Duration) -> Recv {
-        if self.closed.is_some() {
-            return Recv::Closed(self.closed.unwrap());
+        if let Some(how) = self.closed {
+            return Recv::Closed(how);
         }
         let mut pfd = libc::pollfd { fd: self.raw(), events: libc::POLLIN, revents: 0 };
         let ms = limit.as_millis().min(i32::MAX as u128) as i32;

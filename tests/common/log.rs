@@ -179,7 +179,7 @@ pub fn scan_log(
                     String::from_utf8_lossy(&line[..line.len().min(120)])
                 ));
             }
-            if line_no == 1 || line_no % 4096 == 0 {
+            if line_no == 1 || line_no.is_multiple_of(4096) {
                 let ts =
                     std::str::from_utf8(&line[..35]).map_err(|_| format!("record {line_no}: timestamp not UTF-8"))?;
                 check_timestamp(ts).map_err(|e| format!("record {line_no}: {e}"))?;

@@ -536,10 +536,14 @@ pub fn code_of(st: ExitStatus) -> i32 {
 // ---------------------------------------------------------------------------
 // output collected by a thread
 
+/// What a collector's thread has read and whether it saw the end of file,
+/// with a condition variable signalled at every change.
+type Collected = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
+
 /// Bytes read from a descriptor by a background thread until end of file.
 #[derive(Clone)]
 pub struct Collector {
-    inner: Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>,
+    inner: Collected,
 }
 
 impl Collector {

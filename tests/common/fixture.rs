@@ -171,7 +171,7 @@ impl Container {
             &format!("no shimlet process for {}", self.id),
             WAIT,
             || find_shims(&self.id).is_empty().then_some(()),
-            || find_shims(&self.id).iter().map(|p| format!("{p}: {}", proc_cmdline(*p))).collect::<Vec<_>>().join("\n"),
+            || find_shims(&self.id).iter().map(|p| format!("{p}: {}", process_text(*p))).collect::<Vec<_>>().join("\n"),
         );
     }
 }

@@ -94,30 +94,41 @@ pub fn comm(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_default()
 }
 
-/// Live (non-zombie) processes whose comm is `shimlet` and whose command line
-/// contains `token` (a test's container id or id prefix).
-pub fn find_shims(token: &str) -> Vec<i32> {
-    all_pids()
-        .into_iter()
-        .filter(|&p| {
-            fs::read_to_string(format!("/proc/{p}/comm")).map(|c| c.trim_end() == "shimlet").unwrap_or(false)
-                && proc_cmdline(p).contains(token)
-                && pid_alive(p)
-        })
-        .collect()
+/// Whether `token` (a test's container id, id prefix or directory) is in a
+/// process's command line or in the path of one of its open files. A
+/// detached shim's command line reads empty (the daemon copies its
+/// arguments and unmaps the kernel's stack, where /proc reads them from):
+/// its open files (its log, the container's directory, the cgroup's
+/// memory.oom_control) tell which test it belongs to.
+pub fn process_mentions(pid: i32, token: &str) -> bool {
+    proc_cmdline(pid).contains(token) || proc_fds(pid).iter().any(|(_, t)| t.contains(token))
 }
 
-/// Live (non-zombie) processes other than this one whose command line
-/// contains `token`: (pid, comm, command line).
+/// A process for a report: its command line, or its open files when the
+/// command line reads empty.
+pub fn process_text(pid: i32) -> String {
+    let cl = proc_cmdline(pid);
+    if !cl.trim().is_empty() {
+        return cl;
+    }
+    let files: Vec<String> = proc_fds(pid).into_iter().map(|(n, t)| format!("{n}:{t}")).collect();
+    format!("[no command line; open: {}]", files.join(" "))
+}
+
+/// Live (non-zombie) processes whose comm is `shimlet` that mention `token`
+/// (see `process_mentions`).
+pub fn find_shims(token: &str) -> Vec<i32> {
+    all_pids().into_iter().filter(|&p| comm(p) == "shimlet" && pid_alive(p) && process_mentions(p, token)).collect()
+}
+
+/// Live (non-zombie) processes other than this one that mention `token`
+/// (see `process_mentions`): (pid, comm, `process_text`).
 pub fn processes_mentioning(token: &str) -> Vec<(i32, String, String)> {
     let me = std::process::id() as i32;
     all_pids()
         .into_iter()
-        .filter(|&p| p != me && pid_alive(p))
-        .filter_map(|p| {
-            let cl = proc_cmdline(p);
-            cl.contains(token).then(|| (p, comm(p), cl))
-        })
+        .filter(|&p| p != me && pid_alive(p) && process_mentions(p, token))
+        .map(|p| (p, comm(p), process_text(p)))
         .collect()
 }
 

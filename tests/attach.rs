@@ -842,6 +842,7 @@ fn socket_and_fifo_modes_and_removal() {
     // SAFETY: umask(2); restored right after the launch.
     let old = unsafe { libc::umask(0) };
     fx.launch_ok(&c, l);
+    // SAFETY: umask(2), putting back the test process's own mask.
     unsafe { libc::umask(old) };
     let shim = c.shim_pid();
     assert_eq!(file_mode(&sock), (libc::S_IFSOCK, 0o700), "attach socket (type, mode)");

@@ -34,7 +34,3 @@ pub fn tail_str(d: &[u8]) -> String {
 pub fn os(b: &[u8]) -> OsString {
     OsStr::from_bytes(b).to_os_string()
 }
-
-pub fn osstr_bytes(s: &OsStr) -> &[u8] {
-    s.as_bytes()
-}

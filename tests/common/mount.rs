@@ -24,20 +24,6 @@ impl Mount {
         );
         Mount { dir: dir.to_path_buf() }
     }
-
-    pub fn remount(&self, opts: &str) {
-        let out = Command::new(need("mount", "mount"))
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount -o remount,{opts} {}: {}",
-            self.dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 impl Drop for Mount {

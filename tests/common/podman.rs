@@ -18,7 +18,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -432,11 +432,6 @@ impl Podman {
         processes_mentioning(&tok)
     }
 
-    /// Shim processes of this world.
-    pub fn shims(&self) -> Vec<(i32, String, String)> {
-        self.processes().into_iter().filter(|(_, comm, _)| comm == "conmon" || comm == "shimlet").collect()
-    }
-
     /// Removes every container and requires that no shim of the world stays.
     /// (Also run on drop; call it explicitly to have its checks fail the test.)
     pub fn cleanup(&self) -> Result<(), String> {
@@ -591,10 +586,6 @@ impl Collector {
         String::from_utf8_lossy(&self.bytes()).into_owned()
     }
 
-    pub fn eof(&self) -> bool {
-        self.inner.0.lock().unwrap().1
-    }
-
     /// Waits until the output from byte `from` on contains `needle`; returns
     /// the offset just past it.
     pub fn wait_for(&self, needle: &[u8], from: usize, limit: Duration) -> Result<usize, String> {
@@ -693,10 +684,6 @@ impl PtySession {
 
     pub fn send(&mut self, data: &[u8]) {
         self.master.write_all(data).unwrap_or_else(|e| panic!("write to the pty of {}: {e}", self.what));
-    }
-
-    pub fn master_fd(&self) -> RawFd {
-        self.master.as_raw_fd()
     }
 
     /// Waits for the process to exit (bounded; kills it on timeout).

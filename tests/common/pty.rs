@@ -28,6 +28,7 @@ pub fn open_pty() -> Pty {
 pub fn tcgetattr(fd: RawFd) -> libc::termios {
     // SAFETY: termios is plain data; tcgetattr fills it.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr writes into a valid termios.
     let r = unsafe { libc::tcgetattr(fd, &mut t) };
     assert_eq!(r, 0, "tcgetattr: {}", os_err());
     t
@@ -38,14 +39,6 @@ pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
     // SAFETY: TIOCSWINSZ with a valid winsize.
     let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
     assert_eq!(r, 0, "TIOCSWINSZ: {}", os_err());
-}
-
-pub fn get_winsize(fd: RawFd) -> (u16, u16) {
-    // SAFETY: winsize is plain data.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
-    assert_eq!(r, 0, "TIOCGWINSZ: {}", os_err());
-    (ws.ws_row, ws.ws_col)
 }
 
 /// The window size of the terminal a process has as fd 0, read through
@@ -61,6 +54,7 @@ pub fn proc_tty_size(pid: i32) -> Option<(u16, u16)> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: winsize is plain data.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes into a valid winsize.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
     (r == 0).then_some((ws.ws_row, ws.ws_col))
 }

@@ -40,10 +40,10 @@ unit:
 	$(CARGO) test --locked -p shimlet
 
 integration: build deps-test
-	$(CARGO) test --locked -p shimlet-tests
+	$(CARGO) test --locked --no-fail-fast -p shimlet-tests
 
 test: build deps-test
-	$(CARGO) test --locked --workspace --exclude shimlet-bench
+	$(CARGO) test --locked --no-fail-fast --workspace --exclude shimlet-bench
 
 # --- demo ------------------------------------------------------------------
 run: build deps-test

@@ -54,14 +54,14 @@ unit:
 	$(CARGO) test --locked -p shimlet
 
 integration: build deps-test
-	$(CARGO) test --locked -p shimlet-tests
+	$(CARGO) test --locked --no-fail-fast -p shimlet-tests
 
 # The unit tests of the aarch64 build, under qemu-user.
 unit-aarch64: deps-aarch64
 	$(CARGO) test --locked --target $(AARCH64) -p shimlet
 
 test: build deps-test
-	$(CARGO) test --locked --workspace --exclude shimlet-bench
+	$(CARGO) test --locked --no-fail-fast --workspace --exclude shimlet-bench
 	$(MAKE) --no-print-directory unit-aarch64
 
 # Formatting and lints, as CI checks them.

@@ -43,7 +43,8 @@ pub fn run(ctx: &Ctx, rep: &mut Report, runs: usize) -> Result<(), String> {
     let mut pe = match ProcEvents::open() {
         Ok(p) => Some(p),
         Err(e) => {
-            rep.notes.push(format!("latency: process events connector unavailable ({e}): runc's own time not separated"));
+            rep.notes
+                .push(format!("latency: process events connector unavailable ({e}): runc's own time not separated"));
             None
         }
     };
@@ -101,7 +102,8 @@ pub fn run(ctx: &Ctx, rep: &mut Report, runs: usize) -> Result<(), String> {
     drop(site);
     drop(pe);
     if lost > 0 {
-        rep.notes.push(format!("latency: process events lost in {lost} launches (socket overrun); those have no runc time"));
+        rep.notes
+            .push(format!("latency: process events lost in {lost} launches (socket overrun); those have no runc time"));
     }
 
     let own = |s: &Sample| s.runc.map(|r| s.total - r);
@@ -114,7 +116,9 @@ pub fn run(ctx: &Ctx, rep: &mut Report, runs: usize) -> Result<(), String> {
     let has_base = kinds.contains(&Kind::NoShim);
     let mut table = Vec::new();
     for &k in &kinds {
-        let of = |f: &dyn Fn(&Sample) -> Option<f64>| Stat::of(&t.iter().filter(|x| x.kind == k).filter_map(f).collect::<Vec<_>>());
+        let of = |f: &dyn Fn(&Sample) -> Option<f64>| {
+            Stat::of(&t.iter().filter(|x| x.kind == k).filter_map(f).collect::<Vec<_>>())
+        };
         let total = of(&|s| Some(s.total));
         let runc = of(&|s| s.runc);
         let own_s = of(&own);
@@ -161,7 +165,11 @@ pub fn run(ctx: &Ctx, rep: &mut Report, runs: usize) -> Result<(), String> {
             if base { format!("{} (CI {})", fmt(&added, 2), ci(added_ci)) } else { "0 (baseline)".into() },
             fmt(&runc, 1),
             fmt(&own_s, 2),
-            format!("{:.2} / {:.2}", before.map(|s| s.med).unwrap_or(f64::NAN), after.map(|s| s.med).unwrap_or(f64::NAN)),
+            format!(
+                "{:.2} / {:.2}",
+                before.map(|s| s.med).unwrap_or(f64::NAN),
+                after.map(|s| s.med).unwrap_or(f64::NAN)
+            ),
             if base { format!("{} (CI {})", fmt(&precise, 2), ci(precise_ci)) } else { "0 (baseline)".into() },
             target,
         ]);

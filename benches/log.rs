@@ -241,12 +241,18 @@ fn fs_type(p: &Path) -> String {
         0x6573_5546 => "fuse",
         _ => "",
     };
-    if name.is_empty() { format!("f_type {:#x}", st.f_type) } else { name.into() }
+    if name.is_empty() {
+        format!("f_type {:#x}", st.f_type)
+    } else {
+        name.into()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn report(rep: &mut Report, kinds: &[Kind], rs: &[Run], runs: usize, mib: u64, lines: u64, cgroup: bool, fs: &str) {
-    let stat = |k: Kind, f: &dyn Fn(&Run) -> Option<f64>| Stat::of(&rs.iter().filter(|r| r.kind == k).filter_map(f).collect::<Vec<_>>());
+    let stat = |k: Kind, f: &dyn Fn(&Run) -> Option<f64>| {
+        Stat::of(&rs.iter().filter(|r| r.kind == k).filter_map(f).collect::<Vec<_>>())
+    };
     let cpu_of = |r: &Run| if cgroup { r.cpu } else { r.rusage };
     let paired = |k: Kind, other: Kind, f: &dyn Fn(f64, f64) -> Option<f64>| {
         let v: Vec<f64> = rs
@@ -265,8 +271,10 @@ fn report(rep: &mut Report, kinds: &[Kind], rs: &[Run], runs: usize, mib: u64, l
         let cpu = stat(k, &|r| cpu_of(r));
         let wall = stat(k, &|r| Some(r.wall));
         let mibs = stat(k, &|r| Some(mib as f64 / r.wall));
-        let ratio = if has(Kind::Conmon) && k != Kind::NoShim { paired(k, Kind::Conmon, &|a, b| Some(a / b)) } else { None };
-        let net = if has(Kind::NoShim) && k != Kind::NoShim { paired(k, Kind::NoShim, &|a, b| Some(a - b)) } else { None };
+        let ratio =
+            if has(Kind::Conmon) && k != Kind::NoShim { paired(k, Kind::Conmon, &|a, b| Some(a / b)) } else { None };
+        let net =
+            if has(Kind::NoShim) && k != Kind::NoShim { paired(k, Kind::NoShim, &|a, b| Some(a - b)) } else { None };
         let net_ratio = if has(Kind::NoShim) && has(Kind::Conmon) && k != Kind::NoShim {
             let v: Vec<f64> = rs
                 .iter()
@@ -304,7 +312,11 @@ fn report(rep: &mut Report, kinds: &[Kind], rs: &[Run], runs: usize, mib: u64, l
             Kind::NoShim => "– (/dev/null)".to_string(),
             _ => {
                 let ok = rs.iter().filter(|r| r.kind == k).all(|r| r.lines_ok == Some(lines));
-                if ok { format!("{lines} ×{} ok", rs.iter().filter(|r| r.kind == k).count()) } else { "FAILED".into() }
+                if ok {
+                    format!("{lines} ×{} ok", rs.iter().filter(|r| r.kind == k).count())
+                } else {
+                    "FAILED".into()
+                }
             }
         };
         table.push(vec![
@@ -327,7 +339,18 @@ fn report(rep: &mut Report, kinds: &[Kind], rs: &[Run], runs: usize, mib: u64, l
         "\n### 3. Log throughput: {mib} MiB of 100-byte lines ({lines} lines) to stdout, {runs} runs, median [min–max]\n"
     ));
     rep.table(
-        &["shim", "shim CPU s", "user / sys s", "vs conmon", "CPU above no-shim s", "vs conmon", "wall s", "MiB/s", "log lines verified", "target"],
+        &[
+            "shim",
+            "shim CPU s",
+            "user / sys s",
+            "vs conmon",
+            "CPU above no-shim s",
+            "vs conmon",
+            "wall s",
+            "MiB/s",
+            "log lines verified",
+            "target",
+        ],
         &table,
     );
     rep.say(&format!(

@@ -13,9 +13,9 @@ mod cgroup;
 mod latency;
 mod log;
 mod memory;
+mod procev;
 mod report;
 mod shim;
-mod procev;
 mod size;
 mod sys;
 
@@ -186,7 +186,14 @@ fn parse_args() -> Result<Opts, String> {
     // bench-scale` does not overwrite `make bench`'s results.
     let stem = if o.figures == [Figure::Scale] { "results-scale" } else { "results" };
     o.csv = csv.unwrap_or_else(|| workspace().join("target/bench").join(format!("{stem}.csv")));
-    if o.n == 0 || o.scale_n == 0 || o.runs == 0 || o.scale_runs == 0 || o.log_runs == 0 || o.latency_runs == 0 || o.log_mib == 0 {
+    if o.n == 0
+        || o.scale_n == 0
+        || o.runs == 0
+        || o.scale_runs == 0
+        || o.log_runs == 0
+        || o.latency_runs == 0
+        || o.log_mib == 0
+    {
         return Err("counts must be at least 1".into());
     }
     Ok(o)
@@ -221,7 +228,8 @@ pub fn rotate(kinds: &[Kind], run: usize) -> Vec<Kind> {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     for d in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         dirs.push(d.into());
@@ -253,12 +261,20 @@ fn machine() -> String {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())))
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            })
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem = fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())))
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+        })
         .map(|kb| format!("{:.1} GiB RAM", kb / 1024.0 / 1024.0))
         .unwrap_or_default();
     format!("{os}, kernel {kernel}, {ncpu} CPUs ({cpu}), {mem}")
@@ -329,10 +345,12 @@ fn main() {
     let shimlet = if is_exec(&shimlet_path) {
         Some(shimlet_path.clone())
     } else {
-        skips.push(format!("shimlet not built ({} missing): make build (shimlet rows skipped)", shimlet_path.display()));
+        skips
+            .push(format!("shimlet not built ({} missing): make build (shimlet rows skipped)", shimlet_path.display()));
         None
     };
-    let tools = Tools { runc: runc.clone(), shimlet: shimlet.clone(), conmon: conmon.clone(), busybox: busybox.clone() };
+    let tools =
+        Tools { runc: runc.clone(), shimlet: shimlet.clone(), conmon: conmon.clone(), busybox: busybox.clone() };
     let root = sys::is_root();
     if !root {
         skips.push("not root: runc containers and cgroups need root (container figures skipped)".into());
@@ -346,8 +364,14 @@ fn main() {
     if !date.is_empty() {
         rep.say(&format!("- date: {date}"));
     }
-    let ver = |p: &Option<PathBuf>, a: &[&str]| p.as_ref().map(|p| first_line(p, a)).unwrap_or_else(|| "not installed".into());
-    rep.say(&format!("- runc: {} ({})", ver(&runc, &["--version"]), runc.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
+    let ver = |p: &Option<PathBuf>, a: &[&str]| {
+        p.as_ref().map(|p| first_line(p, a)).unwrap_or_else(|| "not installed".into())
+    };
+    rep.say(&format!(
+        "- runc: {} ({})",
+        ver(&runc, &["--version"]),
+        runc.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    ));
     rep.say(&format!("- conmon: {}", ver(&conmon, &["--version"])));
     rep.say(&format!(
         "- shimlet: {}",

@@ -305,7 +305,12 @@ fn report(
     };
     let kib = |s: Option<Stat>| s.map(|s| Stat { med: s.med / KIB, min: s.min / KIB, max: s.max / KIB, n: s.n });
     let mib_total = |s: Option<Stat>| {
-        s.map(|s| Stat { med: s.med * n as f64 / MIB, min: s.min * n as f64 / MIB, max: s.max * n as f64 / MIB, n: s.n })
+        s.map(|s| Stat {
+            med: s.med * n as f64 / MIB,
+            min: s.min * n as f64 / MIB,
+            max: s.max * n as f64 / MIB,
+            n: s.n,
+        })
     };
     let target_mem = 96.0;
     let target_anon = 24.0;
@@ -416,7 +421,17 @@ fn report(
             "\n### 1. Memory per container: N = {n} idle containers (`sleep`), {runs} runs, median [min–max]\n"
         ));
         rep.table(
-            &["shim", "charge/ctr KiB", "above no-shim KiB", "vs conmon", "RssAnon KiB", "VmPTE KiB", "Pss KiB", "Private_Dirty KiB", "target"],
+            &[
+                "shim",
+                "charge/ctr KiB",
+                "above no-shim KiB",
+                "vs conmon",
+                "RssAnon KiB",
+                "VmPTE KiB",
+                "Pss KiB",
+                "Private_Dirty KiB",
+                "target",
+            ],
             &table,
         );
         rep.say(&format!(
@@ -425,18 +440,33 @@ fn report(
              above no-shim and vs conmon are paired per run; RssAnon/VmPTE (status) and Pss/Private_Dirty (smaps_rollup) are medians over the N shim daemons.\n"
         ));
     } else {
-        rep.say(&format!(
-            "\n### 2. Scale: N = {n} idle containers, {runs} runs, median [min–max]\n"
-        ));
+        rep.say(&format!("\n### 2. Scale: N = {n} idle containers, {runs} runs, median [min–max]\n"));
         rep.table(
-            &["shim", "total charge MiB", "above no-shim MiB", "vs conmon", "start all s", "create+start ms p50 / p99", "per-shim KiB p50 [min–max]", "target"],
+            &[
+                "shim",
+                "total charge MiB",
+                "above no-shim MiB",
+                "vs conmon",
+                "start all s",
+                "create+start ms p50 / p99",
+                "per-shim KiB p50 [min–max]",
+                "target",
+            ],
             &table,
         );
         rep.say("\nstart all = sequential `create` + `runc start` of the N containers; per-shim spread over every cgroup of every run.\n");
     }
     rep.say(&format!("Breakdown ({fig}), per container, median over runs:\n"));
     rep.table(
-        &["shim", "anon KiB", "file KiB", "kernel KiB", "page counter KiB", "create+start ms p50 / p99", "Private_Dirty of one daemon by origin, KiB"],
+        &[
+            "shim",
+            "anon KiB",
+            "file KiB",
+            "kernel KiB",
+            "page counter KiB",
+            "create+start ms p50 / p99",
+            "Private_Dirty of one daemon by origin, KiB",
+        ],
         &breakdown,
     );
     rep.say("\n(page counter = memory.usage_in_bytes / memory.current: includes pages pre-charged to per-CPU stocks, hence not used for the figure.)");

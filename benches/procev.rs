@@ -57,7 +57,11 @@ fn control(fd: i32, op: u32) -> io::Result<()> {
 impl ProcEvents {
     pub fn open() -> io::Result<ProcEvents> {
         let fd = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, NETLINK_CONNECTOR)
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                NETLINK_CONNECTOR,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -67,20 +71,18 @@ impl ProcEvents {
         sa.nl_family = libc::AF_NETLINK as u16;
         sa.nl_groups = CN_IDX_PROC;
         let r = unsafe {
-            libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_nl).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32)
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
         let size: i32 = 32 << 20;
         unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&size as *const i32).cast(),
-                4,
-            );
+            libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&size as *const i32).cast(), 4);
         }
         control(fd.as_raw_fd(), PROC_CN_MCAST_LISTEN)?;
         Ok(ProcEvents { fd, lost: false })

@@ -268,7 +268,19 @@ impl Site {
             });
         }
 
-        let mut ctr = Ctr { id: id.clone(), kind, dir: dir.clone(), pid: -1, ctr: None, shim_pid: None, shim: None, create: Duration::ZERO, launcher: -1, t0_ns: 0, t1_ns: 0 };
+        let mut ctr = Ctr {
+            id: id.clone(),
+            kind,
+            dir: dir.clone(),
+            pid: -1,
+            ctr: None,
+            shim_pid: None,
+            shim: None,
+            create: Duration::ZERO,
+            launcher: -1,
+            t0_ns: 0,
+            t1_ns: 0,
+        };
         ctr.t0_ns = crate::procev::now_ns();
         let t0 = Instant::now();
         let child = match cmd.spawn() {
@@ -436,7 +448,11 @@ impl Site {
         for c in &live {
             if let Some(sp) = &c.shim {
                 if let Waited::Timeout = sp.wait(Duration::from_secs(10)) {
-                    sys::problem(&format!("{} {} did not exit after its container was killed: SIGKILL", c.kind.name(), sp.pid));
+                    sys::problem(&format!(
+                        "{} {} did not exit after its container was killed: SIGKILL",
+                        c.kind.name(),
+                        sp.pid
+                    ));
                     sp.kill_wait();
                 }
             } else if let Some(p) = &c.ctr {
@@ -457,7 +473,11 @@ impl Site {
             .stdin(Stdio::null())
             .output();
         match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+            Ok(o) => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }

@@ -118,7 +118,11 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             name.to_string(),
             format!("{:.1}", bsize / KIB),
             if is_static {
-                if e.dynamic { "yes (static-pie)".into() } else { "yes".into() }
+                if e.dynamic {
+                    "yes (static-pie)".into()
+                } else {
+                    "yes".into()
+                }
             } else {
                 format!("no ({})", e.interp.unwrap_or_default())
             },
@@ -143,7 +147,10 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         ]);
     }
     rep.say("\n### 5. Binary size (file sizes; shared libraries as resolved by ldd, the dynamic loader included)\n");
-    rep.table(&["shim", "binary KiB", "static", "shared libraries", "libs KiB", "total KiB", "vs conmon", "target"], &table);
+    rep.table(
+        &["shim", "binary KiB", "static", "shared libraries", "libs KiB", "total KiB", "vs conmon", "target"],
+        &table,
+    );
     rep.say("");
     for n in notes {
         rep.say(&n);

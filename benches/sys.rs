@@ -131,7 +131,8 @@ impl Proc {
 
     pub fn kill(&self, sig: i32) -> bool {
         unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) == 0
+            libc::syscall(libc::SYS_pidfd_send_signal, self.fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+                == 0
         }
     }
 
@@ -180,7 +181,6 @@ impl Proc {
     }
 }
 
-
 /// poll() one fd for input until the deadline; true when readable (or hung up).
 pub fn poll_in(fd: RawFd, deadline: Instant) -> io::Result<bool> {
     loop {
@@ -212,9 +212,6 @@ pub fn poll_in(fd: RawFd, deadline: Instant) -> io::Result<bool> {
         return Err(e);
     }
 }
-
-
-
 
 /// A pipe, both ends close-on-exec, both numbered above 9 so that a child
 /// can dup2 its end onto a small fixed number without clobbering.

@@ -9,8 +9,6 @@
 //! left and `runc list` is empty.
 
 mod common;
-#[path = "attach_support.rs"]
-mod support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -21,46 +19,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use support::*;
 
 // ---------------------------------------------------------------------------
 // helpers of this file
-
-/// Asserts an `exited` status line with this code and signal.
-fn assert_exited(st: &StatusLine, code: i64, signal: i64) {
-    assert_eq!(st.kind, "exited", "status line: {:?}", st.raw);
-    assert_eq!(st.num("code"), code, "exit code in {:?}", st.raw);
-    assert_eq!(st.num("signal"), signal, "signal in {:?}", st.raw);
-}
-
-/// The end of every test: the shim is gone (and reaped), no shimlet process
-/// of this test is left, the (stopped) container deletes and `runc list` is
-/// empty.
-fn end(fx: &Fixture, c: &Container, shim: i32) {
-    c.wait_no_shim(Some(shim));
-    let left = find_shims(&fx.token);
-    assert!(left.is_empty(), "shimlet processes left: {left:?}");
-    let out = fx.runc_output(&["delete", &c.id]);
-    assert!(out.status.success(), "runc delete {}: {}", c.id, String::from_utf8_lossy(&out.stderr));
-    let list = fx.runc_list();
-    assert!(list.is_empty(), "runc list after the test: {list:?}");
-}
-
-/// A bundle whose process runs on a terminal (process.terminal = true).
-fn tty_bundle(fx: &Fixture, args: &[&str]) -> Container {
-    let c = fx.bundle(args);
-    c.edit_config(|v| v["process"]["terminal"] = serde_json::Value::Bool(true));
-    c
-}
-
-fn runc_status(fx: &Fixture, c: &Container) -> String {
-    fx.state(c).and_then(|v| v["status"].as_str().map(|s| s.to_string())).unwrap_or_else(|| "<unknown>".into())
-}
-
-fn runc_kill(fx: &Fixture, c: &Container, sig: &str) {
-    let out = fx.runc_output(&["kill", &c.id, sig]);
-    assert!(out.status.success(), "runc kill {} {sig}: {}", c.id, String::from_utf8_lossy(&out.stderr));
-}
 
 /// Paths of the attach socket and ctl FIFO of a container.
 fn sock_path(c: &Container) -> PathBuf {
@@ -271,9 +232,7 @@ fn non_reading_client_is_dropped_and_nothing_grows() {
     let fx = Fixture::new("att-slow");
     let line: String = "0123456789abcdef".repeat(64)[..1023].to_string();
     const TOTAL: usize = 64 << 20;
-    let script = format!(
-        "read go; yes \"$0\" | head -c {TOTAL}; echo DONE-MARKER; read end; exit 0"
-    );
+    let script = format!("read go; yes \"$0\" | head -c {TOTAL}; echo DONE-MARKER; read end; exit 0");
     let c = fx.bundle(&["sh", "-c", &script, &line]);
     let sock = sock_path(&c);
     let shim = launch_start(&fx, &c, &["--attach", sock.to_str().unwrap(), "--stdin"]);
@@ -340,7 +299,12 @@ fn non_reading_client_is_dropped_and_nothing_grows() {
     let lines = log.lines(Stream::Stdout);
     assert_eq!(lines.len(), TOTAL / 1024 + 1, "line count in the log");
     let bad = lines[..TOTAL / 1024].iter().position(|(l, t)| !t || l.as_slice() != line.as_bytes());
-    assert!(bad.is_none(), "log line {} differs: {:?}", bad.unwrap_or(0), lines.get(bad.unwrap_or(0)).map(|(l, _)| tail_str(l)));
+    assert!(
+        bad.is_none(),
+        "log line {} differs: {:?}",
+        bad.unwrap_or(0),
+        lines.get(bad.unwrap_or(0)).map(|(l, _)| tail_str(l))
+    );
     assert_eq!(lines[TOTAL / 1024], (b"DONE-MARKER".to_vec(), true));
     end(&fx, &c, shim);
 }
@@ -477,7 +441,9 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
         let f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdin_pipe).ok()?;
         let mut n: libc::c_int = 0;
         // SAFETY: FIONREAD / F_GETPIPE_SZ on a descriptor we own.
-        let (r, size) = unsafe { (libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n), libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ)) };
+        let (r, size) = unsafe {
+            (libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n), libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ))
+        };
         (r == 0 && size > 0 && n == size).then_some(n as usize)
     };
 
@@ -488,10 +454,16 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     // full (bounded: at most 1 MiB, at most WAIT).
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        assert!(std::time::Instant::now() < deadline, "the container's stdin pipe never filled: {} bytes sent", sent.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's stdin pipe never filled: {} bytes sent",
+            sent.len()
+        );
         let mut msg = Vec::with_capacity(8192);
         while msg.len() + 64 <= 8192 {
-            msg.extend_from_slice(format!("input line {i:08} ...........................................\n").as_bytes());
+            msg.extend_from_slice(
+                format!("input line {i:08} ...........................................\n").as_bytes(),
+            );
             i += 1;
         }
         match cl.try_send(&msg) {
@@ -510,12 +482,13 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     let pipe = pipe_full().unwrap();
     assert!(sent.len() > pipe, "sent {} bytes, pipe holds {pipe}", sent.len());
     drop(cl); // hang up with input still waiting
-    // Let the container read.
+              // Let the container read.
     let go = PathBuf::from(format!("/proc/{cpid}/root/dev/shm/go"));
     fs::write(&go, b"").unwrap_or_else(|e| panic!("create {}: {e}", go.display()));
 
-    let done = wait_until_or_none(WAIT, || c.status.exists().then_some(()));
-    let got = fs::read(&c.log).ok().and_then(|d| Log::parse(&d).ok()).map(|l| l.stream(Stream::Stdout)).unwrap_or_default();
+    let done = poll_for(WAIT, || c.status.exists().then_some(()));
+    let got =
+        fs::read(&c.log).ok().and_then(|d| Log::parse(&d).ok()).map(|l| l.stream(Stream::Stdout)).unwrap_or_default();
     if done.is_none() {
         runc_kill(&fx, &c, "KILL");
         c.wait_status();
@@ -529,20 +502,6 @@ fn flow_control_keeps_input_and_eof_of_a_departed_client() {
     );
     assert_exited(&c.wait_status(), 0, 0);
     assert!(got == sent, "input through flow control: {}", first_difference(&got, &sent));
-}
-
-/// Polls `f` up to `limit`; None when it never answered.
-fn wait_until_or_none<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -625,8 +584,8 @@ fn terminal_shell_roundtrip_and_resize() {
     cl.read_until(b"hi-42", WAIT);
 
     // Malformed ctl lines are ignored; the valid one after them applies.
-    ctl_write(&ctl, "garbage\n1 x y\n9 1 1\n1 5000 5000\n");
-    ctl_write(&ctl, "1 40 100\n");
+    ctl_send(&ctl, b"garbage\n1 x y\n9 1 1\n1 5000 5000\n");
+    ctl_send(&ctl, b"1 40 100\n");
     wait_tty_size(&c, 40, 100);
     // In terminal mode a client's EOF and hang-up do not close the input.
     let other = Target::new(&sock).connect();
@@ -669,14 +628,18 @@ fn ctl_size_before_pty_exists() {
             runc_bin().display()
         ),
     );
-    let l = fx
-        .launcher(&c)
-        .opt("--runtime", &wrapper)
-        .args(&["--attach", sock.to_str().unwrap(), "--ctl", ctl.to_str().unwrap(), "--terminal", "--stdin"]);
+    let l = fx.launcher(&c).opt("--runtime", &wrapper).args(&[
+        "--attach",
+        sock.to_str().unwrap(),
+        "--ctl",
+        ctl.to_str().unwrap(),
+        "--terminal",
+        "--stdin",
+    ]);
     let dir = c.dir.clone();
     let launcher = std::thread::spawn(move || l.run(&dir));
     wait_until("the ctl FIFO to exist", WAIT, || ctl.exists().then_some(()));
-    ctl_write(&ctl, "1 33 77\n");
+    ctl_send(&ctl, b"1 33 77\n");
     // The shim has read the line: the pty cannot exist yet (no runtime ran).
     wait_until("the shim to read the ctl FIFO", WAIT, || (fifo_pending(&ctl) == 0).then_some(()));
     fs::write(&gate, b"").unwrap();
@@ -701,12 +664,17 @@ fn ctl_size_before_start() {
     let fx = Fixture::new("att-prestart");
     let c = tty_bundle(&fx, &["sh"]);
     let (sock, ctl) = (sock_path(&c), ctl_path(&c));
-    let l = fx
-        .launcher(&c)
-        .args(&["--attach", sock.to_str().unwrap(), "--ctl", ctl.to_str().unwrap(), "--terminal", "--stdin"]);
+    let l = fx.launcher(&c).args(&[
+        "--attach",
+        sock.to_str().unwrap(),
+        "--ctl",
+        ctl.to_str().unwrap(),
+        "--terminal",
+        "--stdin",
+    ]);
     fx.launch_ok(&c, l);
     let shim = c.shim_pid();
-    ctl_write(&ctl, "1 35 81\n");
+    ctl_send(&ctl, b"1 35 81\n");
     wait_until("the shim to read the ctl FIFO", WAIT, || (fifo_pending(&ctl) == 0).then_some(()));
     fx.start(&c);
     let mut cl = Target::new(&sock).connect();
@@ -874,6 +842,7 @@ fn socket_and_fifo_modes_and_removal() {
     // SAFETY: umask(2); restored right after the launch.
     let old = unsafe { libc::umask(0) };
     fx.launch_ok(&c, l);
+    // SAFETY: umask(2), putting back the test process's own mask.
     unsafe { libc::umask(old) };
     let shim = c.shim_pid();
     assert_eq!(file_mode(&sock), (libc::S_IFSOCK, 0o700), "attach socket (type, mode)");

@@ -12,20 +12,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-/// Asserts an `exited` status line with this code and signal, for `pid`.
-fn assert_exited(st: &StatusLine, code: i64, signal: i64, pid: i32) {
-    assert_eq!(st.kind, "exited", "status line: {:?}", st.raw);
-    assert_eq!(st.num("code"), code, "exit code in {:?}", st.raw);
-    assert_eq!(st.num("signal"), signal, "signal in {:?}", st.raw);
-    assert_eq!(st.num("oom"), 0, "oom in {:?}", st.raw);
-    assert_eq!(
-        st.num("pid"),
-        pid as i64,
-        "pid (the container's) in {:?}",
-        st.raw
-    );
-}
-
 fn lines(v: &[(&str, bool)]) -> Vec<(Vec<u8>, bool)> {
     v.iter().map(|(s, t)| (s.as_bytes().to_vec(), *t)).collect()
 }
@@ -39,11 +25,7 @@ fn lines(v: &[(&str, bool)]) -> Vec<(Vec<u8>, bool)> {
 #[test]
 fn harness_runc_runs_a_bundle() {
     let fx = Fixture::new("harness");
-    let c = fx.bundle(&[
-        "sh",
-        "-c",
-        "echo hi from $(cat /etc/who); printf err >&2; exit 3",
-    ]);
+    let c = fx.bundle(&["sh", "-c", "echo hi from $(cat /etc/who); printf err >&2; exit 3"]);
     c.add_file("/etc/who", b"busybox\n");
     let out_p = c.dir.join("run.out");
     let err_p = c.dir.join("run.err");
@@ -58,12 +40,7 @@ fn harness_runc_runs_a_bundle() {
         .spawn()
         .unwrap();
     let st = wait_child(&mut child, "runc run", WAIT);
-    assert_eq!(
-        st.code(),
-        Some(3),
-        "runc run: stderr {:?}",
-        String::from_utf8_lossy(&read_all(&err_p))
-    );
+    assert_eq!(st.code(), Some(3), "runc run: stderr {:?}", String::from_utf8_lossy(&read_all(&err_p)));
     assert_eq!(read_all(&out_p), b"hi from busybox\n");
     assert_eq!(read_all(&err_p), b"err");
     fx.delete_all();
@@ -78,36 +55,19 @@ fn harness_runc_runs_a_bundle() {
 fn harness_launcher_passes_descriptors() {
     let dir = TempDir::new("harness-fds");
     let mut l = Launcher::new()
-        .args(&[
-            "sh",
-            "-c",
-            r#"ls /proc/$$/fd | tr '\n' ' '; eval "echo '{\"pid\": 1}' >&$2""#,
-            "sh",
-        ])
+        .args(&["sh", "-c", r#"ls /proc/$$/fd | tr '\n' ' '; eval "echo '{\"pid\": 1}' >&$2""#, "sh"])
         .sync(Sync::Fd)
         .leak_fd(77);
     // busybox sh, since dash cannot redirect to descriptors above 9.
     l.bin = Some(busybox_static());
     let r = l.run(dir.path());
     assert!(r.status.success(), "stderr {:?}", r.stderr_str());
-    let fds: Vec<String> = String::from_utf8_lossy(&r.stdout)
-        .split_whitespace()
-        .map(|s| s.to_string())
-        .collect();
+    let fds: Vec<String> = String::from_utf8_lossy(&r.stdout).split_whitespace().map(|s| s.to_string()).collect();
     let sync_fd = r.args.last().unwrap().to_str().unwrap().to_string();
-    assert!(
-        fds.contains(&"77".to_string()),
-        "fd 77 not inherited: {fds:?}"
-    );
-    assert!(
-        fds.contains(&sync_fd),
-        "sync fd {sync_fd} not inherited: {fds:?}"
-    );
+    assert!(fds.contains(&"77".to_string()), "fd 77 not inherited: {fds:?}");
+    assert!(fds.contains(&sync_fd), "sync fd {sync_fd} not inherited: {fds:?}");
     assert_eq!(r.sync_pid(), 1);
-    assert!(
-        r.sync.as_ref().unwrap().rest().is_empty(),
-        "EOF once the writer is gone"
-    );
+    assert!(r.sync.as_ref().unwrap().rest().is_empty(), "EOF once the writer is gone");
 }
 
 // Proves the log and status parsers accept the specified format, reassemble
@@ -121,28 +81,20 @@ fn harness_parsers() {
     let log = Log::parse(data.as_bytes()).unwrap();
     assert_eq!(log.stream(Stream::Stdout), b"hello\n\nno newline");
     assert_eq!(log.stream(Stream::Stderr), b"partial\n");
-    assert_eq!(
-        log.lines(Stream::Stdout),
-        lines(&[("hello", true), ("", true), ("no newline", false)])
-    );
+    assert_eq!(log.lines(Stream::Stdout), lines(&[("hello", true), ("", true), ("no newline", false)]));
     assert_eq!(log.lines(Stream::Stderr), lines(&[("partial", true)]));
     for bad in [
-        format!("{ts} stdout F hello"),   // no final newline
-        format!("{ts} stdout X hello\n"), // bad tag
-        format!("{ts} stdin F hello\n"),  // bad stream
-        format!("{ts} stdout F\n"),       // no space after the tag
+        format!("{ts} stdout F hello"),                              // no final newline
+        format!("{ts} stdout X hello\n"),                            // bad tag
+        format!("{ts} stdin F hello\n"),                             // bad stream
+        format!("{ts} stdout F\n"),                                  // no space after the tag
         "2026-11-28T19:33:42.123456+00:00 stdout F x\n".to_string(), // 6 digits
-        "2026-11-28T19:33:42.123456789Z stdout F x\n".to_string(), // no numeric offset
+        "2026-11-28T19:33:42.123456789Z stdout F x\n".to_string(),   // no numeric offset
     ] {
         assert!(Log::parse(bad.as_bytes()).is_err(), "accepted {bad:?}");
     }
-    let st =
-        StatusLine::parse(format!("exited code=137 signal=9 oom=0 pid=42 at={ts} lost=0\n").as_bytes())
-            .unwrap();
-    assert_eq!(
-        (st.num("code"), st.num("signal"), st.num("pid")),
-        (137, 9, 42)
-    );
+    let st = StatusLine::parse(format!("exited code=137 signal=9 oom=0 pid=42 at={ts} lost=0\n").as_bytes()).unwrap();
+    assert_eq!((st.num("code"), st.num("signal"), st.num("pid")), (137, 9, 42));
     assert!(StatusLine::parse(b"failed code=1\n").is_ok());
     for bad in [
         format!("exited code=137 signal=9 oom=0 pid=42 at={ts} lost=0"),
@@ -151,10 +103,7 @@ fn harness_parsers() {
         format!("exited code=3 oom=0 pid=42 at={ts}\n"),
         format!("done code=3 signal=0 oom=0 pid=42 at={ts}\n"),
     ] {
-        assert!(
-            StatusLine::parse(bad.as_bytes()).is_err(),
-            "accepted {bad:?}"
-        );
+        assert!(StatusLine::parse(bad.as_bytes()).is_err(), "accepted {bad:?}");
     }
 }
 
@@ -176,36 +125,21 @@ fn stdout_and_stderr_records() {
     let pid = c.container_pid();
     fx.start(&c);
     let st = c.wait_status();
-    assert_exited(&st, 0, 0, pid);
+    assert_exited_pid(&st, 0, 0, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 
     let log = c.log();
     assert_eq!(
         log.lines(Stream::Stdout),
-        lines(&[
-            ("out-1", true),
-            ("", true),
-            ("out-3", true),
-            ("out-4 no newline", false)
-        ]),
+        lines(&[("out-1", true), ("", true), ("out-3", true), ("out-4 no newline", false)]),
         "stdout lines; log:\n{}",
         c.log_tail()
     );
-    assert_eq!(
-        log.lines(Stream::Stderr),
-        lines(&[("err-1", true), ("err-2 no newline", false)]),
-        "stderr lines"
-    );
+    assert_eq!(log.lines(Stream::Stderr), lines(&[("err-1", true), ("err-2 no newline", false)]), "stderr lines");
     for s in [Stream::Stdout, Stream::Stderr] {
         let recs = log.records_of(s);
-        assert!(
-            recs.last().unwrap().partial,
-            "the last {s:?} record must be P (no newline)"
-        );
-        assert!(
-            recs.iter().any(|r| !r.partial),
-            "{s:?} has F records for its full lines"
-        );
+        assert!(recs.last().unwrap().partial, "the last {s:?} record must be P (no newline)");
+        assert!(recs.iter().any(|r| !r.partial), "{s:?} has F records for its full lines");
     }
 }
 
@@ -223,7 +157,7 @@ fn large_output_arrives_complete() {
     let pid = c.container_pid();
     fx.start(&c);
     let st = c.wait_status_for(LONG_WAIT);
-    assert_exited(&st, 0, 0, pid);
+    assert_exited_pid(&st, 0, 0, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 
     let log = c.log();
@@ -233,25 +167,14 @@ fn large_output_arrives_complete() {
     let mut want = full.repeat(n).into_bytes();
     want.extend_from_slice(&full.as_bytes()[..TOTAL - want.len()]);
     assert_eq!(out.len(), TOTAL, "stdout byte count");
-    assert!(
-        out == want,
-        "stdout content: {}",
-        first_difference(&out, &want)
-    );
+    assert!(out == want, "stdout content: {}", first_difference(&out, &want));
     let out_lines = log.lines(Stream::Stdout);
     assert_eq!(out_lines.len(), n + 1, "stdout line count");
-    assert_eq!(
-        out_lines.last().unwrap(),
-        &(full.as_bytes()[..TOTAL % full.len()].to_vec(), false)
-    );
+    assert_eq!(out_lines.last().unwrap(), &(full.as_bytes()[..TOTAL % full.len()].to_vec(), false));
 
     let err = log.stream(Stream::Stderr);
     let want_err: String = (1..=100000).map(|i| format!("{i}\n")).collect();
-    assert!(
-        err == want_err.as_bytes(),
-        "stderr content: {}",
-        first_difference(&err, want_err.as_bytes())
-    );
+    assert!(err == want_err.as_bytes(), "stderr content: {}", first_difference(&err, want_err.as_bytes()));
 }
 
 // Proves arbitrary bytes survive exactly on both streams: \r, \r\n, NULs,
@@ -276,21 +199,14 @@ fn binary_bytes_survive() {
     fx.launch_ok(&c, fx.launcher(&c));
     let pid = c.container_pid();
     fx.start(&c);
-    assert_exited(&c.wait_status(), 0, 0, pid);
+    assert_exited_pid(&c.wait_status(), 0, 0, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 
     let log = c.log();
     for s in [Stream::Stdout, Stream::Stderr] {
         let got = log.stream(s);
-        assert!(
-            got == data,
-            "{s:?} differs from /data.bin: {}",
-            first_difference(&got, &data)
-        );
-        assert!(
-            log.records_of(s).last().unwrap().partial,
-            "{s:?}: the unterminated end is a P record"
-        );
+        assert!(got == data, "{s:?} differs from /data.bin: {}", first_difference(&got, &data));
+        assert!(log.records_of(s).last().unwrap().partial, "{s:?}: the unterminated end is a P record");
     }
 }
 
@@ -304,11 +220,7 @@ fn exit_case(name: &str, args: &[&str], sigkill: bool) -> (StatusLine, String, i
     let c = fx.bundle(args);
     let r = fx.launch_ok(&c, fx.launcher(&c).sync(Sync::Fd));
     let pid = r.sync_pid() as i32;
-    assert_eq!(
-        pid,
-        c.container_pid(),
-        "the sync message's pid is the pidfile's (BUNDLE/pidfile)"
-    );
+    assert_eq!(pid, c.container_pid(), "the sync message's pid is the pidfile's (BUNDLE/pidfile)");
     fx.start(&c);
     if sigkill {
         kill(pid, libc::SIGKILL);
@@ -318,11 +230,7 @@ fn exit_case(name: &str, args: &[&str], sigkill: bool) -> (StatusLine, String, i
     let shim = c.shim_pid();
     c.wait_no_shim(Some(shim));
     let rest = r.sync.as_ref().unwrap().rest();
-    assert!(
-        rest.is_empty(),
-        "the sync descriptor got more than one line: {:?}",
-        String::from_utf8_lossy(&rest)
-    );
+    assert!(rest.is_empty(), "the sync descriptor got more than one line: {:?}", String::from_utf8_lossy(&rest));
     (st, exit_file, pid)
 }
 
@@ -331,18 +239,15 @@ fn exit_case(name: &str, args: &[&str], sigkill: bool) -> (StatusLine, String, i
 #[test]
 fn exit_code_zero_recorded() {
     let (st, exit_file, pid) = exit_case("exit0", &["true"], false);
-    assert_exited(&st, 0, 0, pid);
-    assert_eq!(
-        exit_file, "0",
-        "EXIT_DIR/ID holds the decimal status without a newline"
-    );
+    assert_exited_pid(&st, 0, 0, pid);
+    assert_eq!(exit_file, "0", "EXIT_DIR/ID holds the decimal status without a newline");
 }
 
 // Proves a non-zero exit code (3) is recorded in the status file and the exit dir.
 #[test]
 fn exit_code_three_recorded() {
     let (st, exit_file, pid) = exit_case("exit3", &["sh", "-c", "exit 3"], false);
-    assert_exited(&st, 3, 0, pid);
+    assert_exited_pid(&st, 3, 0, pid);
     assert_eq!(exit_file, "3");
 }
 
@@ -351,7 +256,7 @@ fn exit_code_three_recorded() {
 #[test]
 fn exit_by_sigkill_recorded() {
     let (st, exit_file, pid) = exit_case("kill9", &["sleep", "1000"], true);
-    assert_exited(&st, 137, 9, pid);
+    assert_exited_pid(&st, 137, 9, pid);
     assert_eq!(exit_file, "137");
 }
 
@@ -374,55 +279,27 @@ fn create_fails(
         let r = fx.launch(&c, l.sync(mode));
         let what = format!("{name} with sync {mode:?}");
         let text = if mode == Sync::None {
-            assert_eq!(
-                r.status.code(),
-                Some(1),
-                "{what}: launcher exit status; stderr {:?}",
-                r.stderr_str()
-            );
+            assert_eq!(r.status.code(), Some(1), "{what}: launcher exit status; stderr {:?}", r.stderr_str());
             let e = r.stderr_str();
-            assert!(
-                !e.trim().is_empty(),
-                "{what}: the launcher must print the runtime's error"
-            );
+            assert!(!e.trim().is_empty(), "{what}: the launcher must print the runtime's error");
             e
         } else {
-            assert!(
-                r.status.success(),
-                "{what}: with a sync fd the launcher exits 0; stderr {:?}",
-                r.stderr_str()
-            );
+            assert!(r.status.success(), "{what}: with a sync fd the launcher exits 0; stderr {:?}", r.stderr_str());
             assert_eq!(r.sync_pid(), -1, "{what}: sync message {}", r.sync_text());
-            let m = r
-                .sync_message()
-                .unwrap_or_else(|| panic!("{what}: no string message in {}", r.sync_text()));
-            assert!(
-                !m.trim().is_empty(),
-                "{what}: empty message in {}",
-                r.sync_text()
-            );
+            let m = r.sync_message().unwrap_or_else(|| panic!("{what}: no string message in {}", r.sync_text()));
+            assert!(!m.trim().is_empty(), "{what}: empty message in {}", r.sync_text());
             m
         };
         if let Some(t) = want_text {
-            assert!(
-                text.contains(t),
-                "{what}: the error {text:?} should contain {t:?}"
-            );
+            assert!(text.contains(t), "{what}: the error {text:?} should contain {t:?}");
         }
-        let shim = fs::read_to_string(&c.shim_pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let shim = fs::read_to_string(&c.shim_pidfile).ok().and_then(|s| s.trim().parse().ok());
         c.wait_no_shim(shim);
         assert!(find_shims(&fx.token).is_empty(), "{what}: a shim is left");
         let st = c.wait_status();
         assert_eq!(st.kind, "failed", "{what}: status line {:?}", st.raw);
         if let Some(code) = want_code {
-            assert_eq!(
-                st.num("code"),
-                code,
-                "{what}: the runtime's exit status in {:?}",
-                st.raw
-            );
+            assert_eq!(st.num("code"), code, "{what}: the runtime's exit status in {:?}", st.raw);
         }
         assert!(fx.runc_list().is_empty(), "{what}: runc lists a container");
     }
@@ -435,9 +312,7 @@ fn create_fails_runtime_missing() {
         "rt-missing",
         &|fx| {
             let c = fx.bundle(&["true"]);
-            let l = fx
-                .launcher(&c)
-                .opt("--runtime", c.dir.join("no-such-runtime"));
+            let l = fx.launcher(&c).opt("--runtime", c.dir.join("no-such-runtime"));
             (c, l)
         },
         None,
@@ -539,9 +414,7 @@ fn parent_dies(name: &str, kill_parent: bool) {
         .spawn()
         .unwrap();
     let pf = c.dir.join("launcher.pid");
-    wait_until("the intermediate shell to start the launcher", WAIT, || {
-        pf.exists().then_some(())
-    });
+    wait_until("the intermediate shell to start the launcher", WAIT, || pf.exists().then_some(()));
     let launcher = read_pidfile(&pf);
     fx.track(launcher);
     if kill_parent {
@@ -555,27 +428,19 @@ fn parent_dies(name: &str, kill_parent: bool) {
     // reaped it first.
     if let Some(ws) = wait_pid_gone(launcher, "the orphaned launcher") {
         let err = fs::read_to_string(c.dir.join("l.err")).unwrap_or_default();
-        assert_eq!(
-            decode_wait(ws),
-            (Some(0), None),
-            "launcher exit; its stderr: {err:?}"
-        );
+        assert_eq!(decode_wait(ws), (Some(0), None), "launcher exit; its stderr: {err:?}");
     }
     let shim = c.shim_pid();
     fx.track(shim);
-    assert!(
-        pid_alive(shim),
-        "the shim must outlive its launcher's parent"
-    );
+    assert!(pid_alive(shim), "the shim must outlive its launcher's parent");
     let pid = c.container_pid();
     assert_eq!(
-        fx.state(&c)
-            .map(|s| s["status"].as_str().unwrap_or_default().to_string()),
+        fx.state(&c).map(|s| s["status"].as_str().unwrap_or_default().to_string()),
         Some("created".to_string()),
         "the container is created"
     );
     fx.start(&c);
-    assert_exited(&c.wait_status(), 5, 0, pid);
+    assert_exited_pid(&c.wait_status(), 5, 0, pid);
     assert_eq!(c.log().stream(Stream::Stdout), b"survived\n");
     c.wait_no_shim(Some(shim));
 }
@@ -623,13 +488,10 @@ while :; do sleep 1000 & wait $!; done"#;
         kill(shim, sig);
         c.wait_log_contains(Stream::Stdout, &format!("got-{name}\n"));
         assert!(pid_alive(shim), "the shim must survive SIG{name}");
-        assert!(
-            pid_alive(pid),
-            "the container must survive SIG{name} (it has a trap)"
-        );
+        assert!(pid_alive(pid), "the container must survive SIG{name} (it has a trap)");
     }
     kill(shim, libc::SIGTERM);
-    assert_exited(&c.wait_status(), 42, 0, pid);
+    assert_exited_pid(&c.wait_status(), 42, 0, pid);
     c.wait_no_shim(Some(shim));
     assert!(contains(&c.log().stream(Stream::Stdout), b"got-TERM\n"));
 }
@@ -644,33 +506,21 @@ while :; do sleep 1000 & wait $!; done"#;
 #[test]
 fn no_descriptor_leaks_into_container() {
     let fx = Fixture::new("fds");
-    let c = fx.bundle(&[
-        "sh",
-        "-c",
-        "ls /proc/self/fd; echo end-of-list; exec sleep 1000",
-    ]);
+    let c = fx.bundle(&["sh", "-c", "ls /proc/self/fd; echo end-of-list; exec sleep 1000"]);
     let r = fx.launch_ok(&c, fx.launcher(&c).sync(Sync::Fd).leak_fd(77));
     let pid = r.sync_pid() as i32;
     fx.start(&c);
     c.wait_log_contains(Stream::Stdout, "end-of-list\n");
     let out = String::from_utf8_lossy(&c.log().stream(Stream::Stdout)).into_owned();
     let listed: Vec<&str> = out.lines().take_while(|l| *l != "end-of-list").collect();
-    assert_eq!(
-        listed,
-        ["0", "1", "2", "3"],
-        "descriptors seen by ls in the container (3 is ls's own)"
-    );
+    assert_eq!(listed, ["0", "1", "2", "3"], "descriptors seen by ls in the container (3 is ls's own)");
     wait_until("the container to exec sleep", WAIT, || {
         (fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim() == "sleep").then_some(())
     });
     let fds = proc_fds(pid);
-    assert_eq!(
-        fds.iter().map(|f| f.0).collect::<Vec<_>>(),
-        [0, 1, 2],
-        "the container's descriptors: {fds:?}"
-    );
+    assert_eq!(fds.iter().map(|f| f.0).collect::<Vec<_>>(), [0, 1, 2], "the container's descriptors: {fds:?}");
     kill(pid, libc::SIGKILL);
-    assert_exited(&c.wait_status(), 137, 9, pid);
+    assert_exited_pid(&c.wait_status(), 137, 9, pid);
     c.wait_no_shim(Some(c.shim_pid()));
 }
 
@@ -696,30 +546,17 @@ fn nothing_left_behind() {
         || zombie_children(shim).is_empty().then_some(()),
         || format!("zombies under the shim: {:?}", zombie_children(shim)),
     );
-    assert_eq!(
-        proc_ppid(pid),
-        Some(shim),
-        "the container's process is reparented to the shim (child subreaper)"
-    );
+    assert_eq!(proc_ppid(pid), Some(shim), "the container's process is reparented to the shim (child subreaper)");
     kill(pid, libc::SIGKILL);
-    assert_exited(&c.wait_status(), 137, 9, pid);
+    assert_exited_pid(&c.wait_status(), 137, 9, pid);
     wait_until_or(
         "the container's process to be reaped",
         WAIT,
         || (!pid_exists(pid)).then_some(()),
-        || {
-            format!(
-                "pid {pid} state {:?} parent {:?}",
-                proc_state(pid),
-                proc_ppid(pid)
-            )
-        },
+        || format!("pid {pid} state {:?} parent {:?}", proc_state(pid), proc_ppid(pid)),
     );
     c.wait_no_shim(Some(shim));
-    assert!(
-        !pid_exists(shim),
-        "the shim is gone (reaped by the test, its subreaper)"
-    );
+    assert!(!pid_exists(shim), "the shim is gone (reaped by the test, its subreaper)");
     fx.delete_all();
     assert!(fx.runc_list().is_empty());
     let mentions: Vec<String> = fs::read_dir("/proc")
@@ -728,10 +565,7 @@ fn nothing_left_behind() {
         .filter(|&p| proc_cmdline(p).contains(&fx.token))
         .map(|p| format!("{p}: {}", proc_cmdline(p)))
         .collect();
-    assert!(
-        mentions.is_empty(),
-        "processes still mention the container: {mentions:?}"
-    );
+    assert!(mentions.is_empty(), "processes still mention the container: {mentions:?}");
     let cgroups: Vec<String> = fs::read_dir("/sys/fs/cgroup")
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -759,10 +593,7 @@ fn usage_errors_exit_2() {
     let b = dir.display().to_string();
     let log = dir.join("x.log").display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["--id", &id, "--bundle", &b, "--bogus-option"],
-            "--bogus-option",
-        ),
+        (vec!["--id", &id, "--bundle", &b, "--bogus-option"], "--bogus-option"),
         (vec!["--id", &id, "--bogus-option=1"], "--bogus-option"),
         (vec!["--id", &id, "--bundle", &b, "--log"], "--log"),
         (vec!["--bundle", &b, "--id"], "--id"),
@@ -772,23 +603,13 @@ fn usage_errors_exit_2() {
     for (args, needle) in cases {
         let r = Launcher::new().args(&args).run(dir);
         let err = r.stderr_str();
-        assert_eq!(
-            r.status.code(),
-            Some(2),
-            "{args:?}: exit status; stderr {err:?}"
-        );
+        assert_eq!(r.status.code(), Some(2), "{args:?}: exit status; stderr {err:?}");
         assert!(
             err.ends_with('\n') && err.matches('\n').count() == 1 && err.trim().len() > 3,
             "{args:?}: want exactly one line on stderr, got {err:?}"
         );
-        assert!(
-            err.contains(needle),
-            "{args:?}: the message {err:?} should name {needle:?}"
-        );
-        assert!(
-            find_shims(&fx.token).is_empty(),
-            "{args:?}: a shim was started"
-        );
+        assert!(err.contains(needle), "{args:?}: the message {err:?} should name {needle:?}");
+        assert!(find_shims(&fx.token).is_empty(), "{args:?}: a shim was started");
     }
 }
 
@@ -798,12 +619,7 @@ fn usage_errors_exit_2() {
 fn help_and_version() {
     let dir = TempDir::new("help");
     let r = Launcher::new().arg("--help").run(dir.path());
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "--help: stderr {:?}",
-        r.stderr_str()
-    );
+    assert_eq!(r.status.code(), Some(0), "--help: stderr {:?}", r.stderr_str());
     let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), r.stderr_str());
     for o in [
         "--id",
@@ -820,17 +636,9 @@ fn help_and_version() {
         assert!(text.contains(o), "--help does not mention {o}:\n{text}");
     }
     let r = Launcher::new().arg("--version").run(dir.path());
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "--version: stderr {:?}",
-        r.stderr_str()
-    );
+    assert_eq!(r.status.code(), Some(0), "--version: stderr {:?}", r.stderr_str());
     let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), r.stderr_str());
-    assert!(
-        text.chars().any(|ch| ch.is_ascii_digit()),
-        "--version prints no version: {text:?}"
-    );
+    assert!(text.chars().any(|ch| ch.is_ascii_digit()), "--version prints no version: {text:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -841,21 +649,14 @@ fn help_and_version() {
 fn check_full_run(fx: &Fixture, c: &Container, l: Launcher, pidfile: &std::path::Path, code: i64) {
     let r = fx.launch_ok(c, l);
     let pid = r.sync_pid() as i32;
-    assert_eq!(
-        read_pidfile(pidfile),
-        pid,
-        "the pidfile holds the container's pid"
-    );
+    assert_eq!(read_pidfile(pidfile), pid, "the pidfile holds the container's pid");
     let shim = c.shim_pid();
     assert!(pid_alive(shim), "the shim pidfile names a live process");
     fx.start(c);
-    assert_exited(&c.wait_status(), code, 0, pid);
+    assert_exited_pid(&c.wait_status(), code, 0, pid);
     assert_eq!(c.wait_exit_file(), code.to_string());
     c.wait_no_shim(Some(shim));
-    assert_eq!(
-        c.log().stream(Stream::Stdout),
-        format!("code {code}\n").as_bytes()
-    );
+    assert_eq!(c.log().stream(Stream::Stdout), format!("code {code}\n").as_bytes());
 }
 
 // Proves every option is accepted in the `--opt=value` form (including
@@ -870,10 +671,7 @@ fn options_in_equals_form() {
         .opt_eq("--id", &c.id)
         .opt_eq("--bundle", &c.bundle)
         .opt_eq("--runtime", runc_bin())
-        .opt_eq(
-            "--runtime-arg",
-            format!("--root={}", fx.runc_root.display()),
-        )
+        .opt_eq("--runtime-arg", format!("--root={}", fx.runc_root.display()))
         .opt_eq("--pidfile", &pidfile)
         .opt_eq("--shim-pidfile", &c.shim_pidfile)
         .opt_eq("--log", &c.log)
@@ -881,10 +679,7 @@ fn options_in_equals_form() {
         .opt_eq("--exit-dir", &c.exit_dir)
         .sync(Sync::FdEq);
     check_full_run(&fx, &c, l, &pidfile, 7);
-    assert!(
-        !c.pidfile.exists(),
-        "with --pidfile, BUNDLE/pidfile is not written"
-    );
+    assert!(!c.pidfile.exists(), "with --pidfile, BUNDLE/pidfile is not written");
 }
 
 // Proves every option is accepted in the `--opt value` form, including a
@@ -899,10 +694,7 @@ fn options_in_space_form() {
         .opt("--id", &c.id)
         .opt("--bundle", &c.bundle)
         .opt("--runtime", "runc")
-        .opt(
-            "--runtime-arg",
-            format!("--root={}", fx.runc_root.display()),
-        )
+        .opt("--runtime-arg", format!("--root={}", fx.runc_root.display()))
         .opt("--pidfile", &pidfile)
         .opt("--shim-pidfile", &c.shim_pidfile)
         .opt("--log", &c.log)
@@ -953,13 +745,9 @@ fn runtime_args_precede_create() {
         .sync(Sync::Fd);
     let pidfile = c.pidfile.clone();
     check_full_run(&fx, &c, l, &pidfile, 4);
-    let recorded =
-        fs::read_to_string(c.dir.join("args.txt")).expect("the wrapper recorded no call");
+    let recorded = fs::read_to_string(c.dir.join("args.txt")).expect("the wrapper recorded no call");
     let first: Vec<&str> = recorded.lines().take_while(|l| *l != "--end--").collect();
-    let create = first
-        .iter()
-        .position(|a| *a == "create")
-        .unwrap_or_else(|| panic!("no create in {first:?}"));
+    let create = first.iter().position(|a| *a == "create").unwrap_or_else(|| panic!("no create in {first:?}"));
     let before = &first[..create];
     let a = before.iter().position(|x| *x == "--log-format=json");
     let b = before.iter().position(|x| *x == root_arg);
@@ -967,8 +755,5 @@ fn runtime_args_precede_create() {
         matches!((a, b), (Some(a), Some(b)) if a < b),
         "the runtime args, in order, must precede create: {first:?}"
     );
-    assert!(
-        first[create + 1..].contains(&c.id.as_str()),
-        "create gets the id: {first:?}"
-    );
+    assert!(first[create + 1..].contains(&c.id.as_str()), "create gets the id: {first:?}");
 }

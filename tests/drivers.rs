@@ -25,7 +25,8 @@ fn journald_datagrams() {
     let sock_path = fx.tmp.join("journal.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let l = fx.launcher(&c).opt("--log", "journald").opt("--log-tag", "tagged").env("SHIMLET_JOURNAL_SOCKET", &sock_path);
+    let l =
+        fx.launcher(&c).opt("--log", "journald").opt("--log-tag", "tagged").env("SHIMLET_JOURNAL_SOCKET", &sock_path);
     fx.launch_ok(&c, l);
     fx.start(&c);
     let mut grams = vec![];

@@ -16,8 +16,6 @@
 //! /run/containers/networks. Everything else stays in the test's directory.
 
 mod common;
-#[path = "podman_support.rs"]
-mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::Stream;
-use support::*;
+use common::podman::*;
+use common::{comm, processes_mentioning, try_wait_child, Stream, POLL, WAIT};
 
 /// Removes the containers of one shim's run and requires that none of its
 /// processes stay behind.
@@ -149,13 +147,21 @@ fn logs_follow() {
             shim,
             &name,
             &["-v", &vol],
-            &["sh", "-c", "echo first; while [ ! -e /shared/go ]; do sleep 0.1; done; echo second; sleep 0.5; echo third"],
+            &[
+                "sh",
+                "-c",
+                "echo first; while [ ! -e /shared/go ]; do sleep 0.1; done; echo second; sleep 0.5; echo third",
+            ],
         );
         let mut child = p.spawn(shim, &["logs", "-f", &name], Stdio::null(), Stdio::piped(), Stdio::piped());
         let out = Collector::start(child.stdout.take().unwrap(), None);
         let err = Collector::start(child.stderr.take().unwrap(), None);
         let fail = |what: String, child_out: &Collector, child_err: &Collector| -> ! {
-            panic!("[{shim}] podman logs -f: {what}\n--- stderr ---\n{}\n--- stdout ---\n{}", child_err.text(), child_out.text())
+            panic!(
+                "[{shim}] podman logs -f: {what}\n--- stderr ---\n{}\n--- stdout ---\n{}",
+                child_err.text(),
+                child_out.text()
+            )
         };
         let at = out.wait_for(b"first\n", 0, WAIT).unwrap_or_else(|e| fail(e, &out, &err));
         std::thread::sleep(Duration::from_millis(500));
@@ -165,7 +171,7 @@ fn logs_follow() {
         fs::write(shared.join("go"), b"").unwrap();
         let at = out.wait_for(b"second\n", at, WAIT).unwrap_or_else(|e| fail(e, &out, &err));
         out.wait_for(b"third\n", at, WAIT).unwrap_or_else(|e| fail(e, &out, &err));
-        match wait_child(&mut child, WAIT) {
+        match try_wait_child(&mut child, WAIT) {
             Ok(st) if st.success() => {}
             Ok(st) => fail(format!("exited with {st} after the container ended"), &out, &err),
             Err(e) => fail(format!("does not end after the container exited: {e}"), &out, &err),
@@ -210,7 +216,11 @@ fn wait_exit_codes_and_stop() {
         stop_codes.push(code);
         finish(&p, shim);
     }
-    assert_eq!(stop_codes[1], stop_codes[0], "[shimlet] podman stop -t 1 gives {} where conmon gives {}", stop_codes[1], stop_codes[0]);
+    assert_eq!(
+        stop_codes[1], stop_codes[0],
+        "[shimlet] podman stop -t 1 gives {} where conmon gives {}",
+        stop_codes[1], stop_codes[0]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -250,7 +260,12 @@ fn run_it_terminal() {
         ck(t.expect("hi-42", WAIT));
         t.send(b"exit 7\r");
         let st = t.wait(WAIT).unwrap_or_else(|e| panic!("[{shim}] {e}"));
-        assert_eq!(code_of(st), 7, "[{shim}] exit code of podman run -it after `exit 7`; terminal:\n{}", t.transcript());
+        assert_eq!(
+            code_of(st),
+            7,
+            "[{shim}] exit code of podman run -it after `exit 7`; terminal:\n{}",
+            t.transcript()
+        );
     });
 }
 
@@ -273,9 +288,18 @@ fn attach_and_detach_keys() {
         std::thread::sleep(Duration::from_millis(300));
         t.send(b"\x11");
         let st = t.wait(WAIT).unwrap_or_else(|e| panic!("[{shim}] detaching with ctrl-p ctrl-q: {e}"));
-        assert_eq!(code_of(st), 0, "[{shim}] exit code of podman attach after ctrl-p ctrl-q; terminal:\n{}", t.transcript());
+        assert_eq!(
+            code_of(st),
+            0,
+            "[{shim}] exit code of podman attach after ctrl-p ctrl-q; terminal:\n{}",
+            t.transcript()
+        );
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(p.inspect(shim, &name, "{{.State.Running}}"), "true", "[{shim}] the container must keep running after a detach");
+        assert_eq!(
+            p.inspect(shim, &name, "{{.State.Running}}"),
+            "true",
+            "[{shim}] the container must keep running after a detach"
+        );
         // And it still runs what it ran: the log keeps growing.
         let n0 = p.ok(shim, &["logs", &name]).stdout_str().matches("tick").count();
         wait_for(
@@ -316,7 +340,12 @@ fn exec_codes_and_terminals() {
         ck(t.expect("hi-42", WAIT));
         t.send(b"exit 5\r");
         let st = t.wait(WAIT).unwrap_or_else(|e| panic!("[{shim}] {e}"));
-        assert_eq!(code_of(st), 5, "[{shim}] exit code of podman exec -it after `exit 5`; terminal:\n{}", t.transcript());
+        assert_eq!(
+            code_of(st),
+            5,
+            "[{shim}] exit code of podman exec -it after `exit 5`; terminal:\n{}",
+            t.transcript()
+        );
 
         let mut t = p.spawn_pty(shim, &["exec", "-t", &name, "stty", "size"], 33, 77);
         ck(t.expect("33 77", WAIT));
@@ -343,7 +372,8 @@ fn log_files(p: &Podman, shim: Shim, name: &str) -> (PathBuf, Vec<u8>, Option<Ve
 /// the rest of a line begun (as a P record) in the file before it: one such
 /// leading fragment is skipped, nothing else.
 fn numbered_stdout(shim: Shim, what: &str, data: &[u8]) -> Vec<u64> {
-    let mut lines = log_lines(data, Stream::Stdout).unwrap_or_else(|e| panic!("[{shim}] {what} is not a k8s-file log: {e}"));
+    let mut lines =
+        log_lines(data, Stream::Stdout).unwrap_or_else(|e| panic!("[{shim}] {what} is not a k8s-file log: {e}"));
     if lines.first().is_some_and(|l| !l.starts_with("line-")) {
         lines.remove(0);
     }
@@ -394,12 +424,16 @@ fn log_rotation_max_size() {
                 }
             );
             eprintln!("[{shim}] {record}");
-            assert!(contiguous_to(&cur_ns, n), "[{shim}] the current log must end with a contiguous run up to line-{n}: {record}");
+            assert!(
+                contiguous_to(&cur_ns, n),
+                "[{shim}] the current log must end with a contiguous run up to line-{n}: {record}"
+            );
             assert!(cur.len() <= 2 * MAX, "[{shim}] the current log outgrew max-size=10k: {record}");
             if shim == Shim::Conmon {
                 continue;
             }
-            let old = old.unwrap_or_else(|| panic!("[{shim}] no rotated file {}.1 after rotation: {record}", path.display()));
+            let old =
+                old.unwrap_or_else(|| panic!("[{shim}] no rotated file {}.1 after rotation: {record}", path.display()));
             assert!(old.len() <= 2 * MAX, "[{shim}] the rotated log outgrew max-size=10k: {record}");
             let mut both = old.clone();
             both.extend_from_slice(&cur);
@@ -410,7 +444,11 @@ fn log_rotation_max_size() {
                 summarize(&all)
             );
             if n == 300 {
-                assert_eq!(all.first(), Some(&1), "[{shim}] .1 + current must hold every line of a 300-line output: {record}");
+                assert_eq!(
+                    all.first(),
+                    Some(&1),
+                    "[{shim}] .1 + current must hold every line of a 300-line output: {record}"
+                );
             }
         }
     });
@@ -480,7 +518,11 @@ fn shim_pid_and_killed_attach() {
         p.wait_inspect(shim, &idle, "{{.State.Running}}", "true");
         let idle_shim: i32 = p.inspect(shim, &idle, "{{.State.ConmonPid}}").parse().expect("ConmonPid");
         std::thread::sleep(Duration::from_millis(300));
-        eprintln!("[{shim}] shim of `podman run -d ... sleep 1000` (pid {idle_shim}, comm {}): {}", comm(idle_shim), memory_of(idle_shim));
+        eprintln!(
+            "[{shim}] shim of `podman run -d ... sleep 1000` (pid {idle_shim}, comm {}): {}",
+            comm(idle_shim),
+            memory_of(idle_shim)
+        );
 
         let name = p.name(shim, "ticker");
         p.run_d(shim, &name, &[], &["sh", "-c", "while true; do echo tick; sleep 0.2; done"]);
@@ -495,9 +537,18 @@ fn shim_pid_and_killed_attach() {
                 (!i.is_empty() && id.starts_with(i)).then(|| pid.trim().parse().ok())?
             })
             .unwrap_or_else(|| panic!("[{shim}] podman ps does not list {id} with a pid:\n{}", ps.describe()));
-        assert_eq!(p.inspect(shim, &name, "{{.State.Pid}}"), pid.to_string(), "[{shim}] ps and inspect disagree on the pid");
+        assert_eq!(
+            p.inspect(shim, &name, "{{.State.Pid}}"),
+            pid.to_string(),
+            "[{shim}] ps and inspect disagree on the pid"
+        );
         let shim_pid: i32 = p.inspect(shim, &name, "{{.State.ConmonPid}}").parse().expect("ConmonPid");
-        assert_eq!(comm(shim_pid), shim.comm(), "[{shim}] /proc/{shim_pid}/comm of .State.ConmonPid ({})", common::proc_cmdline(shim_pid));
+        assert_eq!(
+            comm(shim_pid),
+            shim.comm(),
+            "[{shim}] /proc/{shim_pid}/comm of .State.ConmonPid ({})",
+            common::proc_cmdline(shim_pid)
+        );
         assert_eq!(common::proc_ppid(pid), Some(shim_pid), "[{shim}] the container's parent must be the shim");
 
         // Attach, see new output, SIGKILL the attach.
@@ -507,13 +558,18 @@ fn shim_pid_and_killed_attach() {
         let at = out
             .wait_for(b"tick\n", 0, WAIT)
             .unwrap_or_else(|e| panic!("[{shim}] podman attach: {e}\nstderr: {}", err.text()));
-        out.wait_for(b"tick\n", at, WAIT).unwrap_or_else(|e| panic!("[{shim}] podman attach: {e}\nstderr: {}", err.text()));
+        out.wait_for(b"tick\n", at, WAIT)
+            .unwrap_or_else(|e| panic!("[{shim}] podman attach: {e}\nstderr: {}", err.text()));
         child.kill().unwrap();
         let _ = child.wait();
 
         std::thread::sleep(Duration::from_millis(500));
         assert!(common::pid_alive(shim_pid), "[{shim}] the shim died with the killed podman attach");
-        assert_eq!(p.inspect(shim, &name, "{{.State.Running}}"), "true", "[{shim}] the container after a killed attach");
+        assert_eq!(
+            p.inspect(shim, &name, "{{.State.Running}}"),
+            "true",
+            "[{shim}] the container after a killed attach"
+        );
         let n0 = p.ok(shim, &["logs", &name]).stdout_str().matches("tick").count();
         wait_for(
             &format!("[{shim}] new output of {name} after the killed attach"),
@@ -522,7 +578,11 @@ fn shim_pid_and_killed_attach() {
             String::new,
         );
         let o = p.run(shim, &["exec", &name, "echo", "alive"]);
-        assert!(o.code() == 0 && o.stdout == b"alive\n", "[{shim}] podman exec after a killed attach:\n{}", o.describe());
+        assert!(
+            o.code() == 0 && o.stdout == b"alive\n",
+            "[{shim}] podman exec after a killed attach:\n{}",
+            o.describe()
+        );
         let o = p.run(shim, &["stop", "-t", "1", &name]);
         assert_eq!(o.code(), 0, "[{shim}] podman stop after a killed attach:\n{}", o.describe());
         let code = podman_wait(p, shim, &name);
@@ -736,7 +796,11 @@ fn crio_create_start_exit() {
         let le = log_lines(&log, Stream::Stderr).unwrap_or_else(|e| panic!("[{shim}] the log: {e}"));
         assert_eq!((lo, le), (vec!["out-line".to_string()], vec!["err-line".to_string()]), "[{shim}] the log's lines");
         let rest = sync.rest();
-        eprintln!("[{shim}] CRI-O create: sync {:?}, then {:?}; exit file {exit:?}", String::from_utf8_lossy(&sync.raw), String::from_utf8_lossy(&rest));
+        eprintln!(
+            "[{shim}] CRI-O create: sync {:?}, then {:?}; exit file {exit:?}",
+            String::from_utf8_lossy(&sync.raw),
+            String::from_utf8_lossy(&rest)
+        );
         c.cleanup().unwrap_or_else(|e| panic!("[{shim}] {e}"));
     }
 }
@@ -758,12 +822,22 @@ fn crio_exec_sync() {
         let e = c.exec_sync(shim, 1, &["sh", "-c", "echo out; exit 5"], 2);
         assert!(e.status.success(), "[{shim}] ExecSync launcher: {}", launched_info(&e));
         let sync = e.sync.as_ref().unwrap();
-        assert_eq!(String::from_utf8_lossy(&sync.raw), "{\"exit_code\": 5}\n", "[{shim}] ExecSync sync message; {}", launched_info(&e));
+        assert_eq!(
+            String::from_utf8_lossy(&sync.raw),
+            "{\"exit_code\": 5}\n",
+            "[{shim}] ExecSync sync message; {}",
+            launched_info(&e)
+        );
         let rest = sync.rest();
         assert!(rest.is_empty(), "[{shim}] ExecSync: more after the exit code: {:?}", String::from_utf8_lossy(&rest));
         let elog = fs::read(c.tmp.join("exec-1.log")).unwrap_or_default();
         let lines = log_lines(&elog, Stream::Stdout).unwrap_or_else(|e| panic!("[{shim}] the exec log: {e}"));
-        assert_eq!(lines, vec!["out".to_string()], "[{shim}] the exec log's stdout lines: {:?}", String::from_utf8_lossy(&elog));
+        assert_eq!(
+            lines,
+            vec!["out".to_string()],
+            "[{shim}] the exec log's stdout lines: {:?}",
+            String::from_utf8_lossy(&elog)
+        );
 
         let t0 = Instant::now();
         let e = c.exec_sync(shim, 2, &["sleep", "100"], 2);
@@ -782,12 +856,20 @@ fn crio_exec_sync() {
         wait_for(
             &format!("[{shim}] the timed-out `sleep 100` to be killed"),
             WAIT,
-            || !String::from_utf8_lossy(&c.runc(&["ps", &c.id]).stdout).lines().any(|l| l.trim_end().ends_with(" sleep 100")),
+            || {
+                !String::from_utf8_lossy(&c.runc(&["ps", &c.id]).stdout)
+                    .lines()
+                    .any(|l| l.trim_end().ends_with(" sleep 100"))
+            },
             || String::from_utf8_lossy(&c.runc(&["ps", &c.id]).stdout).into_owned(),
         );
         assert!(common::pid_alive(shim_pid), "[{shim}] the container's shim must survive the execs");
         let st = c.runc(&["state", &c.id]);
-        assert!(String::from_utf8_lossy(&st.stdout).contains("\"running\""), "[{shim}] the container after the execs: {}", String::from_utf8_lossy(&st.stdout));
+        assert!(
+            String::from_utf8_lossy(&st.stdout).contains("\"running\""),
+            "[{shim}] the container after the execs: {}",
+            String::from_utf8_lossy(&st.stdout)
+        );
         eprintln!("[{shim}] ExecSync timeout message after {:.1}s", took.as_secs_f64());
         let _ = c.runc(&["kill", &c.id, "KILL"]);
         wait_for(&format!("[{shim}] the shim to exit"), WAIT, || !common::pid_alive(shim_pid), String::new);

@@ -1,18 +1,14 @@
 //! An attach-socket client for the tests: connects by a path of any length
 //! (through /proc/self/fd, as shimlet binds), sends input, receives and
-//! keeps output records. Shared by the attach and fault suites.
-
-#![allow(dead_code)]
+//! keeps output records; and a started `cat` container to attach to.
 
 use std::ffi::CString;
-use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{contains, proc_status, WAIT};
+use super::*;
 
 /// Largest record the shim may send: one stream byte + 8192 data bytes.
 pub const MAX_RECORD: usize = 1 + 8192;
@@ -175,14 +171,7 @@ impl Client {
     /// connection (it drops clients that do not read their output).
     pub fn send_or_closed(&self, data: &[u8]) -> Result<(), i32> {
         // SAFETY: sending from a valid buffer.
-        let r = unsafe {
-            libc::send(
-                self.raw(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        let r = unsafe { libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
         if r < 0 {
             return Err(errno());
         }
@@ -195,12 +184,7 @@ impl Client {
     pub fn try_send_full(&self, data: &[u8]) -> Result<bool, i32> {
         // SAFETY: sending from a valid buffer.
         let r = unsafe {
-            libc::send(
-                self.raw(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
+            libc::send(self.raw(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
         };
         if r >= 0 {
             assert_eq!(r as usize, data.len(), "a SEQPACKET send is all or nothing");
@@ -221,8 +205,8 @@ impl Client {
     /// Receives one record, waiting at most `limit`. Checks its shape: a
     /// stream byte 2 or 3 and at most 8192 data bytes, never truncated.
     pub fn recv(&mut self, limit: Duration) -> Recv {
-        if self.closed.is_some() {
-            return Recv::Closed(self.closed.unwrap());
+        if let Some(how) = self.closed {
+            return Recv::Closed(how);
         }
         let mut pfd = libc::pollfd { fd: self.raw(), events: libc::POLLIN, revents: 0 };
         let ms = limit.as_millis().min(i32::MAX as u128) as i32;
@@ -317,53 +301,25 @@ impl Client {
     }
 }
 
-pub fn tail_str(d: &[u8]) -> String {
-    String::from_utf8_lossy(&d[d.len().saturating_sub(300)..]).into_owned()
-}
-
 // ---------------------------------------------------------------------------
-// the shim seen from /proc, and its ctl FIFO
+// a container to attach to
 
-/// A `NNN kB` field of /proc/PID/status, in kB (None when the process is
-/// gone).
-pub fn status_kb(pid: i32, key: &str) -> Option<u64> {
-    let st = proc_status(pid)?;
-    let v = st.get(key)?;
-    v.trim_end_matches("kB").trim().parse().ok()
-}
-
-/// The number of open descriptors of a process.
-pub fn fd_count(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd")).map(|rd| rd.count()).unwrap_or(0)
-}
-
-/// The window size of the terminal a process has as fd 0, read through
-/// /proc (the container's pty slave, seen from the host).
-pub fn proc_tty_size(pid: i32) -> Option<(u16, u16)> {
-    let p = CString::new(format!("/proc/{pid}/fd/0")).unwrap();
-    // SAFETY: open(2) of a NUL-terminated path.
-    let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
+/// A started `cat` container with an attach socket and a stdin kept open
+/// across clients; with `probe`, a first client has round-tripped a line
+/// and been let go, so the shim holds only its listening socket.
+pub fn cat_with_attach(fx: &Fixture, probe: bool) -> (Container, i32, Target) {
+    let c = fx.bundle(&["cat"]);
+    let sock = c.dir.join("attach.sock");
+    fx.launch_ok(&c, fx.launcher(&c).opt("--attach", &sock).args(&["--stdin", "--leave-stdin-open"]));
+    let shim = c.shim_pid();
+    fx.start(&c);
+    let target = Target::new(&sock);
+    if probe {
+        let mut p = target.connect();
+        p.send(b"probe-line\n");
+        p.read_until(b"probe-line\n", WAIT);
+        drop(p);
+        wait_until("the probe client to be let go", WAIT, || (socket_count(shim) == 1).then_some(()));
     }
-    // SAFETY: fd was just opened and is owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: winsize is plain data.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0).then_some((ws.ws_row, ws.ws_col))
-}
-
-/// Bytes waiting in a FIFO (FIONREAD through a descriptor of our own).
-pub fn fifo_pending(path: &Path) -> usize {
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open ctl {}: {e}", path.display()));
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD into an int.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(r, 0, "FIONREAD: {}", os_err());
-    n as usize
+    (c, shim, target)
 }

@@ -1,6 +1,6 @@
-//! Helpers of the real-podman tests (tests/podman.rs): an isolated podman
-//! world per test, podman commands with timeouts, pseudo-terminal sessions
-//! and process checks.
+//! The real-podman world of a test (tests/podman.rs): an isolated podman
+//! installation per test, podman commands with timeouts, pseudo-terminal
+//! sessions and process checks. Only the podman suite uses this module.
 //!
 //! Every test gets its own temporary directory holding a `containers.conf`,
 //! a `storage.conf` (overlay, graphroot and runroot inside the directory), an
@@ -15,13 +15,10 @@
 //! that no shim (`conmon` or `shimlet`) or other process of the test is left,
 //! unmounts what podman may have left mounted and removes the directory.
 
-#![allow(dead_code)]
-
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -30,22 +27,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common;
+use super::*;
 
 /// The image every test imports into its own storage.
 pub const IMAGE: &str = "localhost/shimlet-test:latest";
+
 /// Bound of every podman command.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bound of waits for output, states and processes.
-pub const WAIT: Duration = Duration::from_secs(30);
-pub const POLL: Duration = Duration::from_millis(50);
 
-/// Extra busybox applets the podman tests use (on top of common::APPLETS).
-const MORE_APPLETS: &[&str] = &["tail", "awk", "id", "grep", "touch", "rm", "mkdir", "ps", "hostname"];
+/// Extra busybox applets the podman tests use (on top of super::APPLETS).
+pub const MORE_APPLETS: &[&str] = &["tail", "awk", "id", "grep", "touch", "rm", "mkdir", "ps", "hostname"];
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn seq() -> u64 {
+pub fn seq() -> u64 {
     SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
@@ -66,7 +61,7 @@ impl Shim {
     pub fn path(self) -> PathBuf {
         match self {
             Shim::Conmon => conmon_bin(),
-            Shim::Shimlet => common::shimlet_bin(),
+            Shim::Shimlet => super::shimlet_bin(),
         }
     }
 
@@ -95,7 +90,7 @@ pub fn conmon_bin() -> PathBuf {
 }
 
 pub fn podman_bin() -> PathBuf {
-    common::which("podman").unwrap_or_else(|| panic!("podman is missing: apt-get install podman conmon"))
+    super::which("podman").unwrap_or_else(|| panic!("podman is missing: apt-get install podman conmon"))
 }
 
 // ---------------------------------------------------------------------------
@@ -157,7 +152,13 @@ pub fn clip(s: &str, n: usize) -> String {
 /// Runs a command with stdout/stderr sent to files (a daemon that inherits
 /// them can then not block the test), kills it when it outlives `limit`.
 /// Returns Err(message) on a timeout.
-pub fn run_bounded(mut cmd: Command, what: String, dir: &Path, input: Option<&[u8]>, limit: Duration) -> Result<Out, String> {
+pub fn run_bounded(
+    mut cmd: Command,
+    what: String,
+    dir: &Path,
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> Result<Out, String> {
     let n = seq();
     let out_p = dir.join(format!("cmd-{n}.out"));
     let err_p = dir.join(format!("cmd-{n}.err"));
@@ -206,7 +207,7 @@ pub fn run_bounded(mut cmd: Command, what: String, dir: &Path, input: Option<&[u
 // the podman world of a test
 
 pub struct Podman {
-    pub tmp: common::TempDir,
+    pub tmp: super::TempDir,
     pub graphroot: PathBuf,
     pub runroot: PathBuf,
     pub tmpdir: PathBuf,
@@ -222,8 +223,8 @@ impl Podman {
     pub fn new(label: &str) -> Podman {
         podman_bin();
         conmon_bin();
-        common::runc_bin();
-        let tmp = common::TempDir::new(&format!("pm-{label}"));
+        super::runc_bin();
+        let tmp = super::TempDir::new(&format!("pm-{label}"));
         let graphroot = tmp.join("graph");
         let runroot = tmp.join("run");
         let tmpdir = tmp.join("tmp");
@@ -270,7 +271,7 @@ impl Podman {
 
         // The image: a busybox root filesystem, tarred and imported.
         let rootfs = p.tmp.join("rootfs");
-        common::build_rootfs(&rootfs);
+        super::build_rootfs(&rootfs);
         for a in MORE_APPLETS {
             let l = rootfs.join("bin").join(a);
             if !l.exists() {
@@ -278,14 +279,7 @@ impl Podman {
             }
         }
         let tar = p.tmp.join("rootfs.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("run tar");
+        let out = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").output().expect("run tar");
         assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
         p.import(&tar);
         let _ = fs::remove_dir_all(&rootfs);
@@ -298,9 +292,17 @@ impl Podman {
     /// /var/lib/containers/cache when run as root, with no setting to move
     /// it; this way it stays out of the host's /var/lib.
     fn import(&self, tar: &Path) {
-        let unshare = common::need("unshare", "util-linux");
+        let unshare = super::need("unshare", "util-linux");
         let mut c = Command::new(unshare);
-        c.args(["--mount", "--propagation", "private", "--", "sh", "-c", "mount -t tmpfs tmpfs /var/lib && exec \"$0\" \"$@\""]);
+        c.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /var/lib && exec \"$0\" \"$@\"",
+        ]);
         let podman = self.command(Shim::Conmon, &[OsStr::new("import"), tar.as_os_str(), OsStr::new(IMAGE)]);
         c.arg(podman.get_program()).args(podman.get_args());
         c.current_dir(&self.cwd);
@@ -430,11 +432,6 @@ impl Podman {
         processes_mentioning(&tok)
     }
 
-    /// Shim processes of this world.
-    pub fn shims(&self) -> Vec<(i32, String, String)> {
-        self.processes().into_iter().filter(|(_, comm, _)| comm == "conmon" || comm == "shimlet").collect()
-    }
-
     /// Removes every container and requires that no shim of the world stays.
     /// (Also run on drop; call it explicitly to have its checks fail the test.)
     pub fn cleanup(&self) -> Result<(), String> {
@@ -515,66 +512,16 @@ impl Drop for Podman {
 // ---------------------------------------------------------------------------
 // processes
 
-fn all_pids() -> Vec<i32> {
-    fs::read_dir("/proc")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-pub fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_default()
-}
-
-/// Live (non-zombie) processes other than this one whose command line
-/// contains `token`: (pid, comm, command line).
-pub fn processes_mentioning(token: &str) -> Vec<(i32, String, String)> {
-    let me = std::process::id() as i32;
-    all_pids()
-        .into_iter()
-        .filter(|&p| p != me && common::pid_alive(p))
-        .filter_map(|p| {
-            let cl = common::proc_cmdline(p);
-            cl.contains(token).then(|| (p, comm(p), cl))
-        })
-        .collect()
-}
-
 /// Fields of /proc/PID/status of interest for the memory report.
 pub fn memory_of(pid: i32) -> String {
-    let st = common::proc_status(pid).unwrap_or_default();
+    let st = super::proc_status(pid).unwrap_or_default();
     let get = |k: &str| st.get(k).cloned().unwrap_or_else(|| "?".into());
     format!("RssAnon {}, VmPTE {}, VmRSS {}", get("RssAnon"), get("VmPTE"), get("VmRSS"))
 }
 
 /// Waits (bounded) until `f` holds; panics with `what` and the diagnostic.
 pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool, diag: impl FnOnce() -> String) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(POLL);
-    }
-    if f() {
-        return;
-    }
-    panic!("gave up after {}s waiting for {what}\n{}", limit.as_secs(), diag());
-}
-
-/// Waits for a child with a bound; kills it and returns Err on timeout.
-pub fn wait_child(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return Ok(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("did not exit within {}s (killed it)", limit.as_secs()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_or(what, limit, || f().then_some(()), diag)
 }
 
 pub fn code_of(st: ExitStatus) -> i32 {
@@ -584,10 +531,14 @@ pub fn code_of(st: ExitStatus) -> i32 {
 // ---------------------------------------------------------------------------
 // output collected by a thread
 
+/// What a collector's thread has read and whether it saw the end of file,
+/// with a condition variable signalled at every change.
+type Collected = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
+
 /// Bytes read from a descriptor by a background thread until end of file.
 #[derive(Clone)]
 pub struct Collector {
-    inner: Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>,
+    inner: Collected,
 }
 
 impl Collector {
@@ -635,10 +586,6 @@ impl Collector {
         String::from_utf8_lossy(&self.bytes()).into_owned()
     }
 
-    pub fn eof(&self) -> bool {
-        self.inner.0.lock().unwrap().1
-    }
-
     /// Waits until the output from byte `from` on contains `needle`; returns
     /// the offset just past it.
     pub fn wait_for(&self, needle: &[u8], from: usize, limit: Duration) -> Result<usize, String> {
@@ -682,17 +629,6 @@ impl Collector {
     }
 }
 
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-pub fn count(hay: &[u8], needle: &[u8]) -> usize {
-    hay.windows(needle.len()).filter(|w| *w == needle).count()
-}
-
 // ---------------------------------------------------------------------------
 // pseudo-terminals
 
@@ -707,32 +643,9 @@ pub struct PtySession {
     pos: usize,
 }
 
-/// openpty with a window size: (master, slave).
-pub fn openpty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
-    let (mut m, mut s) = (-1, -1);
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: valid out-pointers; no name buffer; default termios.
-    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both were just opened and are owned here.
-    unsafe {
-        for fd in [m, s] {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-        (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s))
-    }
-}
-
-pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCSWINSZ with a valid winsize.
-    let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
-    assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
-}
-
 impl PtySession {
     pub fn spawn(mut cmd: Command, what: String, rows: u16, cols: u16) -> PtySession {
-        let (master, slave) = openpty(rows, cols);
+        let Pty { master, slave } = open_pty();
         set_winsize(slave.as_raw_fd(), rows, cols);
         let sl = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup slave"));
         cmd.stdin(sl(&slave)).stdout(sl(&slave)).stderr(sl(&slave));
@@ -773,15 +686,10 @@ impl PtySession {
         self.master.write_all(data).unwrap_or_else(|e| panic!("write to the pty of {}: {e}", self.what));
     }
 
-    pub fn master_fd(&self) -> RawFd {
-        self.master.as_raw_fd()
-    }
-
     /// Waits for the process to exit (bounded; kills it on timeout).
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
-        wait_child(&mut self.child, limit).map_err(|e| {
-            format!("{} {e}\n--- terminal output ---\n{}", self.what, clip(&self.out.text(), 3000))
-        })
+        try_wait_child(&mut self.child, limit)
+            .map_err(|e| format!("{} {e}\n--- terminal output ---\n{}", self.what, clip(&self.out.text(), 3000)))
     }
 
     pub fn transcript(&self) -> String {
@@ -803,9 +711,9 @@ impl Drop for PtySession {
 
 /// The lines (reassembled from F/P records) of one stream of a k8s-file log;
 /// Err when the file is not well formed.
-pub fn log_lines(data: &[u8], stream: common::Stream) -> Result<Vec<String>, String> {
+pub fn log_lines(data: &[u8], stream: super::Stream) -> Result<Vec<String>, String> {
     let end = data.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
-    let log = common::Log::parse(&data[..end])?;
+    let log = super::Log::parse(&data[..end])?;
     Ok(log.lines(stream).into_iter().map(|(l, _)| String::from_utf8_lossy(&l).into_owned()).collect())
 }
 
@@ -826,12 +734,8 @@ pub fn summarize(ns: &[u64]) -> String {
     if ns.is_empty() {
         return "none".into();
     }
-    let gaps: Vec<String> = ns
-        .windows(2)
-        .filter(|w| w[1] != w[0] + 1)
-        .take(5)
-        .map(|w| format!("{}->{}", w[0], w[1]))
-        .collect();
+    let gaps: Vec<String> =
+        ns.windows(2).filter(|w| w[1] != w[0] + 1).take(5).map(|w| format!("{}->{}", w[0], w[1])).collect();
     format!(
         "{}..{} ({} lines){}",
         ns[0],
@@ -839,9 +743,4 @@ pub fn summarize(ns: &[u64]) -> String {
         ns.len(),
         if gaps.is_empty() { String::new() } else { format!(", jumps at {}", gaps.join(" ")) }
     )
-}
-
-/// A map from /proc/PID/status, or empty.
-pub fn status_map(pid: i32) -> BTreeMap<String, String> {
-    common::proc_status(pid).unwrap_or_default()
 }

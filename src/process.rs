@@ -20,8 +20,8 @@ use crate::exit::Ended;
 use crate::logfile::Stream;
 use crate::oom::Oom;
 use crate::output::{self, Output};
-use crate::sock::{self, Place};
 use crate::relay::{self, Relay};
+use crate::sock::{self, Place};
 use crate::sys::{self, AsFd, EventFlags, OwnedFd, Pid};
 use crate::tty::{self, Console};
 

@@ -316,7 +316,15 @@ mod tests {
         let bytes = w.as_bytes().to_vec();
         assert_eq!(&bytes[..3], &[0x08, 0xac, 0x02]);
         let fields: Vec<_> = Reader::new(&bytes).collect();
-        assert_eq!(fields, vec![(1, Value::Varint(300)), (2, Value::Bytes(b"hi")), (4, Value::Varint(u64::MAX)), (5, Value::Varint(1))]);
+        assert_eq!(
+            fields,
+            vec![
+                (1, Value::Varint(300)),
+                (2, Value::Bytes(b"hi")),
+                (4, Value::Varint(u64::MAX)),
+                (5, Value::Varint(1))
+            ]
+        );
     }
 
     #[test]

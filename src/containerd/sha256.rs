@@ -40,7 +40,8 @@ fn block(h: &mut [u32; 8], b: &[u8; 64]) {
 
 /// The digest of the concatenation of `parts`.
 pub fn digest(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut h: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
     let mut buf = [0u8; 64];
     let mut n = 0;
     let mut total: u64 = 0;

@@ -136,7 +136,15 @@ pub fn response(out: &mut [u8], stream: u32, code: u32, message: &[u8], write: i
 }
 
 /// Write one request frame into `out` (the events client's Forward).
-pub fn request(out: &mut [u8], stream: u32, service: &[u8], method: &[u8], ns: &[u8], timeout_ns: u64, write: impl FnOnce(&mut Writer<'_>)) -> usize {
+pub fn request(
+    out: &mut [u8],
+    stream: u32,
+    service: &[u8],
+    method: &[u8],
+    ns: &[u8],
+    timeout_ns: u64,
+    write: impl FnOnce(&mut Writer<'_>),
+) -> usize {
     if out.len() < HEADER {
         return 0;
     }
@@ -177,6 +185,10 @@ pub enum Frame<'b> {
     TooBig(Header),
 }
 
+/// The peer has gone, or sent what cannot be read past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gone;
+
 /// A server (or client) connection's reading side.
 pub struct Conn {
     pub fd: OwnedFd,
@@ -192,9 +204,9 @@ impl Conn {
 
     /// Read what is there (one read) and return the next frame once it is
     /// whole. `buf` holds the body between calls (it is the connection's
-    /// own). Err(()) when the peer has gone (or sent garbage beyond
+    /// own). Err(Gone) when the peer has gone (or sent garbage beyond
     /// repair); Ok(None) when more is to come.
-    pub fn read<'b>(&mut self, buf: &'b mut [u8; MSG_MAX]) -> Result<Option<Frame<'b>>, ()> {
+    pub fn read<'b>(&mut self, buf: &'b mut [u8; MSG_MAX]) -> Result<Option<Frame<'b>>, Gone> {
         // At most a header then a body per call.
         for _ in 0..2 {
             match self.want {
@@ -249,15 +261,15 @@ impl Conn {
 
 /// One read without waiting: Ok(0) when nothing is there now, Err at the
 /// peer's end or a failure.
-fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, ()> {
+fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Gone> {
     if buf.is_empty() {
         return Ok(0);
     }
     match crate::sock::recv(fd, buf) {
-        Ok(0) => Err(()),
+        Ok(0) => Err(Gone),
         Ok(n) => Ok(n),
         Err(Errno::AGAIN) => Ok(0),
-        Err(_) => Err(()),
+        Err(_) => Err(Gone),
     }
 }
 
@@ -309,9 +321,15 @@ mod tests {
     #[test]
     fn a_request_round_trips() {
         let mut out = [0u8; 256];
-        let n = request(&mut out, 9, b"containerd.services.events.ttrpc.v1.Events", b"Forward", b"default", 5_000_000_000, |w| {
-            w.bytes(1, b"x")
-        });
+        let n = request(
+            &mut out,
+            9,
+            b"containerd.services.events.ttrpc.v1.Events",
+            b"Forward",
+            b"default",
+            5_000_000_000,
+            |w| w.bytes(1, b"x"),
+        );
         let r = parse_request(&out[HEADER..n]).unwrap();
         assert_eq!(r.method, b"Forward");
         assert_eq!(r.payload, b"\x0a\x01x");

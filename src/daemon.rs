@@ -12,7 +12,7 @@
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
-use crate::attach::{IN_SIZE, RECORD};
+use crate::attach::IN_SIZE;
 use crate::exit::Ended;
 use crate::process::{Note, Phase, Proc, DRAIN_BUDGET};
 use crate::sys::{self, AsFd, AsRawFd, Event, EventFlags, OwnedFd, Pid};
@@ -105,16 +105,25 @@ impl Poll {
     }
 }
 
+/// What one read from a process carries, at most.
+pub const READ: usize = 64 * 1024;
+/// The log's batch: a flood is written 256 KiB at a time (fewer, larger
+/// writes cost the kernel less), and any record of one read fits whole.
+pub const LOG_BATCH: usize = 4 * READ + 4096;
+
 /// The shared buffers, page-aligned so they can be handed back whole:
-/// what one read from a process carries, and one client's input record.
+/// what one read from a process carries, one client's input record, and
+/// the records of one wake-up on their way to the log. Only a flood
+/// touches all of `io` and `log`; the idle trim hands them back.
 #[repr(C, align(4096))]
 pub struct Bufs {
-    pub io: [u8; RECORD],
+    pub io: [u8; READ],
     pub input: [u8; IN_SIZE],
+    pub log: [u8; LOG_BATCH],
 }
 
 impl Bufs {
-    pub const ZERO: Bufs = Bufs { io: [0; RECORD], input: [0; IN_SIZE] };
+    pub const ZERO: Bufs = Bufs { io: [0; READ], input: [0; IN_SIZE], log: [0; LOG_BATCH] };
 }
 
 /// Exits reaped before anyone knew the pid (a container that died before
@@ -290,8 +299,7 @@ impl<'a> Daemon<'a> {
             _ => {
                 let slot = tok.slot as usize;
                 let Some(p) = self.procs.get_mut(slot) else { return };
-                let bufs = &mut *self.bufs;
-                if p.on_event(&self.poll, tok, ev, &mut bufs.io, &mut bufs.input) == Note::Oom {
+                if p.on_event(&self.poll, tok, ev, self.bufs) == Note::Oom {
                     f.oom(self, slot);
                 }
             }
@@ -315,7 +323,7 @@ impl<'a> Daemon<'a> {
         for i in self.procs.used() {
             let Some(p) = self.procs.get_mut(i) else { continue };
             let Phase::Exited { pid, ended, told: false } = p.phase else { continue };
-            p.drain_output(&self.poll, &mut self.bufs.io);
+            p.drain_output(&self.poll, self.bufs);
             p.phase = Phase::Exited { pid, ended, told: true };
             f.exited(self, i, ended);
         }
@@ -366,7 +374,8 @@ impl<'a> Daemon<'a> {
     #[inline(never)]
     pub fn trim(&mut self) {
         let input_waits = self.procs.used().any(|i| self.procs.get(i).is_some_and(|p| !p.clients.flow.reading()));
-        sys::release(self.bufs.io.as_ptr() as usize, RECORD);
+        sys::release(self.bufs.io.as_ptr() as usize, READ);
+        sys::release(self.bufs.log.as_ptr() as usize, LOG_BATCH);
         if !input_waits {
             sys::release(self.bufs.input.as_ptr() as usize, IN_SIZE);
         }

@@ -14,10 +14,10 @@
 
 use crate::attach::{Clients, Peer, Policy, Take, Target, IN_SIZE, MAX_CLIENTS};
 use crate::ctl::{Bad, Cmd, Ctl};
-use crate::daemon::{Kind, Poll, Token};
+use crate::daemon::{Bufs, Kind, Poll, Token};
 use crate::diag;
 use crate::exit::Ended;
-use crate::logfile::Stream;
+use crate::logfile::{Batch, Stream};
 use crate::oom::Oom;
 use crate::output::{self, Output};
 use crate::relay::{self, Relay};
@@ -69,6 +69,9 @@ pub enum Note {
 /// Records of input read per turn from clients that left, at most: the
 /// loop goes round (without waiting) for the rest.
 pub const DRAIN_BUDGET: usize = 64;
+
+/// Reads of one output source per wake-up, at most (1 MiB).
+const READS: usize = 16;
 
 pub struct Proc<'a> {
     pub slot: u16,
@@ -194,31 +197,23 @@ impl<'a> Proc<'a> {
 
     // ---- events --------------------------------------------------------
 
-    /// One epoll event for this process. `io` and `input` are the daemon's
-    /// shared buffers.
-    pub fn on_event(
-        &mut self,
-        poll: &Poll,
-        tok: Token,
-        ev: EventFlags,
-        io: &mut [u8],
-        input: &mut [u8; IN_SIZE],
-    ) -> Note {
+    /// One epoll event for this process, with the daemon's shared buffers.
+    pub fn on_event(&mut self, poll: &Poll, tok: Token, ev: EventFlags, bufs: &mut Bufs) -> Note {
         match tok.kind {
-            Kind::Stdout => self.on_output(poll, Stream::Stdout, Kind::Stdout, io),
-            Kind::Stderr => self.on_output(poll, Stream::Stderr, Kind::Stderr, io),
+            Kind::Stdout => self.on_output(poll, Stream::Stdout, Kind::Stdout, bufs),
+            Kind::Stderr => self.on_output(poll, Stream::Stderr, Kind::Stderr, bufs),
             Kind::Pty => {
                 if ev.contains(EventFlags::OUT) {
-                    self.flush_input(input);
+                    self.flush_input(&bufs.input);
                     if let Some(pty) = &self.io.pty {
                         self.relay.flush(pty);
                     }
                 }
                 if ev.intersects(EventFlags::IN | EventFlags::HUP | EventFlags::ERR) {
                     if self.relay.out.is_some() {
-                        self.relay_output(poll, io);
+                        self.relay_output(poll, &mut bufs.io);
                     } else {
-                        self.on_output(poll, Stream::Stdout, Kind::Pty, io);
+                        self.on_output(poll, Stream::Stdout, Kind::Pty, bufs);
                     }
                 }
             }
@@ -227,12 +222,12 @@ impl<'a> Proc<'a> {
                 if let Some(out) = &self.relay.out {
                     poll.remove(out);
                 }
-                self.relay_output(poll, io);
+                self.relay_output(poll, &mut bufs.io);
             }
             Kind::Source => self.relay_input(poll),
-            Kind::Stdin => self.flush_input(input),
+            Kind::Stdin => self.flush_input(&bufs.input),
             Kind::Listen => self.on_accept(poll),
-            Kind::Client => self.on_client(tok.sub as usize, tok.fd, ev, input),
+            Kind::Client => self.on_client(tok.sub as usize, tok.fd, ev, &mut bufs.input),
             Kind::Console => self.on_console(poll),
             Kind::ConsoleConn => self.on_console_conn(poll),
             Kind::Ctl => self.on_ctl(),
@@ -253,29 +248,47 @@ impl<'a> Proc<'a> {
         }
     }
 
-    /// Read while the source keeps filling the buffer (a flood), up to 8
-    /// reads, before going back to epoll: fewer wake-ups per byte. A short
-    /// read means it is empty, so a quiet process costs one read.
-    fn on_output(&mut self, poll: &Poll, stream: Stream, kind: Kind, buf: &mut [u8]) {
-        for _ in 0..8 {
-            let Some(fd) = self.source(kind).as_ref() else { return };
+    /// Read while the source keeps filling the buffer (a flood), up to
+    /// `READS` reads, before going back to epoll: fewer wake-ups per byte.
+    /// A short read means it is empty, so a quiet process costs one read.
+    /// The records go to the log in one batch, written when it is full
+    /// and before this returns: nothing read waits for a later wake-up.
+    fn on_output(&mut self, poll: &Poll, stream: Stream, kind: Kind, bufs: &mut Bufs) {
+        let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
+        let lost = self.output.log.lost;
+        let mut ended = false;
+        for _ in 0..READS {
+            let Some(fd) = self.source(kind).as_ref() else { break };
             match sys::read(fd, buf) {
                 Ok(n) if n > 0 => {
-                    self.emit(stream, &buf[..n]);
+                    self.emit(&mut batch, lost, stream, &buf[..n]);
                     if n < buf.len() {
-                        return;
+                        break;
                     }
                 }
-                Err(sys::Errno::AGAIN) => return,
+                Err(sys::Errno::AGAIN) => break,
                 // EOF, or EIO from a pty whose last user closed it.
-                _ => return self.close_source(poll, kind),
+                _ => {
+                    ended = true;
+                    break;
+                }
             }
+        }
+        self.output.flush(&mut batch, lost);
+        if ended {
+            self.close_source(poll, kind);
         }
     }
 
-    /// The log first (it is the record), then every client.
-    fn emit(&mut self, stream: Stream, data: &[u8]) {
-        self.output.record(stream, data);
+    /// The log first (it is the record), then every client. `lost`: what
+    /// the log had lost when the wake-up began.
+    fn emit(&mut self, batch: &mut Batch<'_>, lost: u64, stream: Stream, data: &[u8]) {
+        self.output.record(batch, stream, data);
+        if !(0..MAX_CLIENTS).any(|i| self.clients.flow.gets_output(i)) {
+            return;
+        }
+        // A client must not see what the log does not hold yet.
+        self.output.flush(batch, lost);
         let r = output::to_clients(&self.clients, stream, data);
         if r.stuck | r.left == 0 {
             return;
@@ -329,7 +342,9 @@ impl<'a> Proc<'a> {
     /// Everything the process wrote before it died is in its pipes (or
     /// pty) now; read it all. Bounded, in case something re-parented keeps
     /// writing.
-    pub fn drain_output(&mut self, poll: &Poll, buf: &mut [u8]) {
+    pub fn drain_output(&mut self, poll: &Poll, bufs: &mut Bufs) {
+        let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
+        let lost = self.output.log.lost;
         for (kind, stream) in
             [(Kind::Stdout, Stream::Stdout), (Kind::Stderr, Stream::Stderr), (Kind::Pty, Stream::Stdout)]
         {
@@ -339,10 +354,11 @@ impl<'a> Proc<'a> {
             for _ in 0..1024 {
                 let Some(fd) = self.source(kind).as_ref() else { break };
                 match sys::read(fd, buf) {
-                    Ok(n) if n > 0 => self.emit(stream, &buf[..n]),
+                    Ok(n) if n > 0 => self.emit(&mut batch, lost, stream, &buf[..n]),
                     _ => break,
                 }
             }
+            self.output.flush(&mut batch, lost);
             self.close_source(poll, kind);
         }
         self.reconcile(poll);

@@ -172,6 +172,10 @@ pub struct Daemon<'a> {
     more: bool,
     /// Something happened since the last trim.
     busy: bool,
+    /// When the loop last went to wait, and when it last had events
+    /// (monotonic ms): the trim waits for `IDLE_TRIM_MS` without any.
+    now: u64,
+    last_busy: u64,
     pub bufs: &'a mut Bufs,
     pub procs: Table<'a>,
 }
@@ -238,6 +242,7 @@ impl<'a> Daemon<'a> {
                 self.expire(f);
             } else {
                 self.busy = true;
+                self.last_busy = self.now;
             }
             let n = got.len();
             for ev in &evs[..n] {
@@ -245,6 +250,7 @@ impl<'a> Daemon<'a> {
                     self.dispatch(f, tok, ev.flags);
                 }
             }
+            self.resume_output();
             self.leftovers();
             self.report_exits(f);
         }
@@ -257,17 +263,20 @@ impl<'a> Daemon<'a> {
             return Some(0);
         }
         let now = sys::monotonic_ms();
+        self.now = now;
         let mut next = self.front_deadline;
         for i in self.procs.used() {
-            if let Some(d) = self.procs.get(i).and_then(|p| p.deadline) {
+            let Some(p) = self.procs.get(i) else { continue };
+            for d in [p.deadline, p.pace.resume].into_iter().flatten() {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
         }
         let until = next.map(|d| d.saturating_sub(now));
+        let trim = (self.last_busy + IDLE_TRIM_MS).saturating_sub(now);
         match (until, self.busy) {
-            (Some(u), true) => Some(u.min(IDLE_TRIM_MS)),
+            (Some(u), true) => Some(u.min(trim)),
             (Some(u), false) => Some(u),
-            (None, true) => Some(IDLE_TRIM_MS),
+            (None, true) => Some(trim),
             (None, false) => None,
         }
     }
@@ -286,7 +295,7 @@ impl<'a> Daemon<'a> {
                 f.deadline(self, i);
             }
         }
-        if self.busy {
+        if self.busy && now >= self.last_busy + IDLE_TRIM_MS {
             self.busy = false;
             self.trim();
         }
@@ -302,6 +311,19 @@ impl<'a> Daemon<'a> {
                 if p.on_event(&self.poll, tok, ev, self.bufs) == Note::Oom {
                     f.oom(self, slot);
                 }
+            }
+        }
+    }
+
+    /// Output pipes paused for a flood whose pause is over (the clock is
+    /// read only while one is paused).
+    fn resume_output(&mut self) {
+        let mut now = None;
+        for i in self.procs.used() {
+            let Some(p) = self.procs.get_mut(i) else { continue };
+            if p.pace.resume.is_some() {
+                let now = *now.get_or_insert_with(sys::monotonic_ms);
+                p.resume_output(&self.poll, now);
             }
         }
     }
@@ -370,10 +392,15 @@ impl<'a> Daemon<'a> {
     }
 
     /// Give back the I/O buffers (the input buffer too, unless input waits
-    /// in it) and the unused stack pages.
+    /// in it) and the unused stack pages; pipes grown for a flood shrink.
     #[inline(never)]
     pub fn trim(&mut self) {
         let input_waits = self.procs.used().any(|i| self.procs.get(i).is_some_and(|p| !p.clients.flow.reading()));
+        for i in self.procs.used() {
+            if let Some(p) = self.procs.get_mut(i) {
+                p.trim_output();
+            }
+        }
         sys::release(self.bufs.io.as_ptr() as usize, READ);
         sys::release(self.bufs.log.as_ptr() as usize, LOG_BATCH);
         if !input_waits {

@@ -16,6 +16,7 @@
 //! - `create`   starting the OCI runtime, reading what it leaves
 //! - `output`   a process's output to its sinks
 //! - `logfile`  the k8s-file log writer
+//! - `pace`     pacing output pipes while a process floods them
 //! - `journal`  the journald log driver
 //! - `attach`   attach clients and input flow control (plain logic)
 //! - `tty`      the console socket and the pty
@@ -43,6 +44,7 @@ pub mod json;
 pub mod logfile;
 pub mod oom;
 pub mod output;
+pub mod pace;
 pub mod process;
 pub mod relay;
 pub mod sock;

@@ -20,6 +20,7 @@ use crate::exit::Ended;
 use crate::logfile::{Batch, Stream};
 use crate::oom::Oom;
 use crate::output::{self, Output};
+use crate::pace::{self, Pace};
 use crate::relay::{self, Relay};
 use crate::sock::{self, Place};
 use crate::sys::{self, AsFd, EventFlags, OwnedFd, Pid};
@@ -70,7 +71,8 @@ pub enum Note {
 /// loop goes round (without waiting) for the rest.
 pub const DRAIN_BUDGET: usize = 64;
 
-/// Reads of one output source per wake-up, at most (1 MiB).
+/// Reads of one output source per wake-up, at most: a flood's grown pipe
+/// (`pace::FLOOD_PIPE`) in the daemon's read buffer.
 const READS: usize = 16;
 
 pub struct Proc<'a> {
@@ -87,6 +89,8 @@ pub struct Proc<'a> {
     pub oomed: bool,
     /// When the front end wants to hear again (monotonic ms).
     pub deadline: Option<u64>,
+    /// Its output pipes while it floods them.
+    pub pace: Pace,
     /// The pty's output to, and input from, a manager's FIFOs (containerd).
     pub relay: Relay,
     /// The input target is in the epoll set for EPOLLOUT (the stdin pipe).
@@ -109,6 +113,7 @@ impl<'a> Proc<'a> {
             oom: None,
             oomed: false,
             deadline: None,
+            pace: Pace::new(),
             relay: Relay::new(),
             target_watched: false,
             pty_ev: EventFlags::empty(),
@@ -160,6 +165,9 @@ impl<'a> Proc<'a> {
         for (fd, kind) in [(&self.io.out, Kind::Stdout), (&self.io.err, Kind::Stderr)] {
             if let Some(fd) = fd {
                 let _ = sys::set_nonblock(fd);
+                // Quiet-size until it floods (fails, harmlessly, if the
+                // runtime left more than that in it).
+                let _ = sys::set_pipe_size(fd, pace::IDLE_PIPE);
                 let _ = poll.add(self.token(kind, 0, fd), fd, EventFlags::IN);
             }
         }
@@ -256,12 +264,15 @@ impl<'a> Proc<'a> {
     fn on_output(&mut self, poll: &Poll, stream: Stream, kind: Kind, bufs: &mut Bufs) {
         let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
         let lost = self.output.log.lost;
+        let (mut bytes, mut most) = (0, 0);
         let mut ended = false;
         for _ in 0..READS {
             let Some(fd) = self.source(kind).as_ref() else { break };
             match sys::read(fd, buf) {
                 Ok(n) if n > 0 => {
                     self.emit(&mut batch, lost, stream, &buf[..n]);
+                    bytes += n;
+                    most = most.max(n);
                     if n < buf.len() {
                         break;
                     }
@@ -277,6 +288,63 @@ impl<'a> Proc<'a> {
         self.output.flush(&mut batch, lost);
         if ended {
             self.close_source(poll, kind);
+        } else if bytes > 0 {
+            self.pace_source(poll, kind, bytes, most);
+        }
+    }
+
+    /// Output pipe `source` of `pace` (0 stdout, 1 stderr) and its kind.
+    fn pipe(&self, source: usize) -> Option<(&OwnedFd, Kind)> {
+        match source {
+            0 => self.io.out.as_ref().map(|f| (f, Kind::Stdout)),
+            1 => self.io.err.as_ref().map(|f| (f, Kind::Stderr)),
+            _ => None,
+        }
+    }
+
+    /// After a wake-up read `bytes` from a pipe: pause it while it floods,
+    /// grow it for the flood (see `pace`).
+    fn pace_source(&mut self, poll: &Poll, kind: Kind, bytes: usize, most: usize) {
+        let source = match kind {
+            Kind::Stdout => 0,
+            Kind::Stderr => 1,
+            // A pty's buffer cannot grow: pausing it would slow its writer.
+            _ => return,
+        };
+        let step = self.pace.after_reads(source, sys::monotonic_ms(), bytes, most);
+        let Some((fd, _)) = self.pipe(source) else { return };
+        let grown = step.grow && sys::set_pipe_size(fd, pace::FLOOD_PIPE).is_ok();
+        if step.pause {
+            poll.set(self.token(kind, 0, fd), fd, EventFlags::empty());
+        }
+        if grown {
+            self.pace.grown(source);
+        }
+    }
+
+    /// Paused pipes whose pause is over at `now` are watched again.
+    pub fn resume_output(&mut self, poll: &Poll, now: u64) {
+        let due = self.pace.due(now);
+        for source in 0..pace::SOURCES {
+            if due & (1 << source) != 0 {
+                if let Some((fd, kind)) = self.pipe(source) {
+                    poll.set(self.token(kind, 0, fd), fd, EventFlags::IN);
+                }
+            }
+        }
+    }
+
+    /// The idle trim: pipes grown for a flood go back to their quiet size.
+    pub fn trim_output(&mut self) {
+        let grown = self.pace.shrink();
+        for source in 0..pace::SOURCES {
+            if grown & (1 << source) == 0 {
+                continue;
+            }
+            // Still holding more than that: at the next trim.
+            if self.pipe(source).is_some_and(|(fd, _)| sys::set_pipe_size(fd, pace::IDLE_PIPE).is_err()) {
+                self.pace.grown(source);
+            }
         }
     }
 
@@ -340,8 +408,8 @@ impl<'a> Proc<'a> {
     }
 
     /// Everything the process wrote before it died is in its pipes (or
-    /// pty) now; read it all. Bounded, in case something re-parented keeps
-    /// writing.
+    /// pty) now; read it all, paused or not. Bounded, in case something
+    /// re-parented keeps writing.
     pub fn drain_output(&mut self, poll: &Poll, bufs: &mut Bufs) {
         let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
         let lost = self.output.log.lost;

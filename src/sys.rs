@@ -143,6 +143,11 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
 }
 
+/// Resize a pipe (F_SETPIPE_SZ); fails while it holds more than fits.
+pub fn set_pipe_size(fd: impl AsFd, bytes: usize) -> Result<()> {
+    rustix::pipe::fcntl_setpipe_size(fd, bytes).map(|_| ())
+}
+
 pub fn set_nonblock(fd: impl AsFd) -> Result<()> {
     let fd = fd.as_fd();
     let fl = rustix::fs::fcntl_getfl(fd)?;

@@ -31,14 +31,27 @@ const GUARD: usize = 4096;
 struct Stack([u8; GUARD + STACK]);
 static mut STACK_MEM: Stack = Stack([0; GUARD + STACK]);
 
-/// The flags share the arena's first page with the copied arguments.
+/// The flags and the kernel's mappings to drop share the arena's first
+/// page with the copied arguments.
 #[repr(C, align(4096))]
 struct Arena {
     adopted: bool,
     switched: bool,
+    /// The kernel's stack and vDSO mappings, found by the launcher (whose
+    /// /proc/self entries go when it exits; the daemon, a fork of it, has
+    /// the same mappings and no /proc entry of its own to pay for).
+    old: [(usize, usize); OLD_MAX],
+    old_len: usize,
     words: [usize; ARENA_WORDS],
 }
-static mut ARENA: Arena = Arena { adopted: false, switched: false, words: [0; ARENA_WORDS] };
+const OLD_MAX: usize = 6;
+static mut ARENA: Arena =
+    Arena { adopted: false, switched: false, old: [(0, 0); OLD_MAX], old_len: 0, words: [0; ARENA_WORDS] };
+
+/// The kernel's mappings the daemon drops: the vDSO's, and its stack's once
+/// it runs on its own. The stack comes first.
+const STACK_MAP: &[u8] = b"[stack]";
+const VDSO_MAPS: [&[u8]; 3] = [b"[vdso]", b"[vvar]", b"[vvar_vclock]"];
 
 extern "C" {
     static mut environ: *mut *mut c_char;
@@ -90,6 +103,14 @@ pub unsafe fn adopt_args(argc: c_int, argv: *const *const c_char) -> *const *con
     *new_env.add(e) = core::ptr::null_mut();
     environ = new_env;
     arena.adopted = true;
+    // The stack first; it may grow down into the guard gap the kernel
+    // keeps free below it (1 MiB) before the daemon drops it.
+    let mut n = crate::sys::find_mappings(&[STACK_MAP], &mut arena.old[..1]);
+    if n == 1 {
+        arena.old[0].0 = arena.old[0].0.saturating_sub(1 << 20);
+    }
+    n += crate::sys::find_mappings(&VDSO_MAPS, &mut arena.old[n..]);
+    arena.old_len = n;
     new_argv
 }
 
@@ -133,12 +154,16 @@ fn switched() -> bool {
     unsafe { (*addr_of_mut!(ARENA)).switched }
 }
 
-/// On the static stack: unmap the kernel's stack (and the vDSO).
+/// On the static stack: unmap the kernel's stack (and the vDSO), as the
+/// launcher found them; else the vDSO, looked up now.
 pub fn drop_old_stack() {
     if switched() {
-        crate::sys::drop_mappings(&[b"[stack]", b"[vdso]", b"[vvar]", b"[vvar_vclock]"]);
+        // SAFETY: written by `adopt_args` before the fork, read-only since;
+        // the process has one thread.
+        let arena = unsafe { &*addr_of_mut!(ARENA) };
+        crate::sys::unmap(&arena.old[..arena.old_len.min(OLD_MAX)]);
     } else {
-        crate::sys::drop_mappings(&[b"[vdso]", b"[vvar]", b"[vvar_vclock]"]);
+        crate::sys::drop_mappings(&VDSO_MAPS);
     }
 }
 

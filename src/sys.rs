@@ -398,20 +398,38 @@ pub fn guard(addr: usize, len: usize) -> Result<()> {
 /// page-table pages go with them; the daemon then calls clock_gettime
 /// through the kernel (`now`).
 pub fn drop_mappings(names: &[&[u8]]) {
+    let mut found = [(0, 0); 4];
+    let n = find_mappings(names, &mut found);
+    unmap(&found[..n]);
+}
+
+/// The ranges of the mappings /proc/self/maps names `names`, at most as
+/// many as `out` holds; returns how many.
+pub fn find_mappings(names: &[&[u8]], out: &mut [(usize, usize)]) -> usize {
     let mut b = [0u8; 2048];
-    let Ok(maps) = read_file(c"/proc/self/maps", &mut b) else { return };
+    let Ok(maps) = read_file(c"/proc/self/maps", &mut b) else { return 0 };
+    let mut n = 0;
     for line in maps.split(|&c| c == b'\n') {
-        if !names.iter().any(|n| line.ends_with(n)) {
+        if n == out.len() || !names.iter().any(|m| line.ends_with(m)) {
             continue;
         }
         let range = line.split(|&c| c == b' ').next().unwrap_or(b"");
         let mut ends = range.split(|&c| c == b'-');
         let (Some(lo), Some(hi)) = (ends.next().and_then(hex), ends.next().and_then(hex)) else { continue };
         if hi > lo {
-            // SAFETY: the mapping is the kernel's (stack, vDSO) and nothing
-            // points into it any more (see `stack`).
-            let _ = unsafe { rustix::mm::munmap(lo as *mut _, hi - lo) };
+            out[n] = (lo, hi);
+            n += 1;
         }
+    }
+    n
+}
+
+/// Unmap the kernel's mappings `find_mappings` found (stack, vDSO).
+pub fn unmap(ranges: &[(usize, usize)]) {
+    for &(lo, hi) in ranges {
+        // SAFETY: the mapping is the kernel's (stack, vDSO) and nothing
+        // points into it any more (see `stack`).
+        let _ = unsafe { rustix::mm::munmap(lo as *mut _, hi - lo) };
     }
 }
 
@@ -516,6 +534,17 @@ pub fn reap_one() -> Option<(Pid, i32, i32)> {
             Some((pid, si.si_code, si.si_status()))
         }
     }
+}
+
+/// Whether `pid` is a child of ours, running or exited and not reaped yet
+/// (waitid with WNOWAIT reaps nothing): one system call, and no /proc/PID
+/// lookup, whose entries (when the shim is the first to look) stay charged
+/// to the shim while the child lives.
+pub fn is_child(pid: Pid) -> bool {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let Some(p) = rustix::process::Pid::from_raw(pid) else { return false };
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    retry(|| rustix::process::waitid(WaitId::Pid(p), opts)).is_ok()
 }
 
 /// Wait (blocking) until `child` has exited, reaping whatever else ends

@@ -289,7 +289,10 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
     } else {
         None
     };
-    let start = |report| Start { cfg, runtime, report, log, journal, gate, attach_pipe };
+    // Survive the host's OOM killer before the container does: set here,
+    // inherited by the daemon.
+    let reset_oom = sys::set_oom_score_adj(b"-1000");
+    let start = |report| Start { cfg, runtime, report, log, journal, gate, attach_pipe, reset_oom };
     if cfg.sync {
         // Not detached: the caller waits for this very process.
         if let Some(fd) = shim_pidfile {

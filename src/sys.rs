@@ -95,6 +95,33 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The whole content of a small file just opened with O_TRUNC, without
+/// keeping its page in the page cache (RWF_DONTCACHE, Linux 6.14+): written
+/// back at once and dropped, instead of a page charged to the shim's memory
+/// cgroup for as long as the kernel keeps it. A pidfile is read once in a
+/// while, from disk then. Where the kernel or the file system does not do
+/// it, a plain write.
+pub fn write_small_file(fd: impl AsFd, buf: &[u8]) -> Result<()> {
+    const RWF_DONTCACHE: u32 = 0x80;
+    let fd = fd.as_fd();
+    let flags = rustix::io::ReadWriteFlags::from_bits_retain(RWF_DONTCACHE);
+    match retry(|| rustix::io::pwritev2(fd, &[rustix::io::IoSlice::new(buf)], 0, flags)) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(n) => {
+            let mut at = n;
+            while at < buf.len() {
+                match retry(|| rustix::io::pwrite(fd, &buf[at..], at as u64))? {
+                    0 => return Err(Errno::IO),
+                    k => at += k,
+                }
+            }
+            Ok(())
+        }
+        Err(Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => write_all(fd, buf),
+        Err(e) => Err(e),
+    }
+}
+
 /// writev until everything is out, resuming after short writes (a regular
 /// file gives one when the disk fills mid-write). On failure: how many
 /// bytes did go out, and why the rest did not.

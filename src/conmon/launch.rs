@@ -348,7 +348,7 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
 fn write_pid(fd: &OwnedFd, pid: sys::Pid) {
     let mut n: Buf<12> = Buf::new();
     n.push_i64(pid as i64);
-    if let Err(e) = sys::write_all(fd, n.as_bytes()) {
+    if let Err(e) = sys::write_small_file(fd, n.as_bytes()) {
         say(&[b"cannot write shim pidfile: ", sys::text(e)]);
     }
 }

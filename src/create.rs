@@ -83,6 +83,7 @@ pub struct Spawn<'a> {
 #[repr(C, align(4096))]
 struct ChildStack([u8; CHILD_STACK]);
 const CHILD_STACK: usize = 32 * 1024;
+#[link_section = ".sbss.pages"]
 static mut STACK: ChildStack = ChildStack([0; CHILD_STACK]);
 
 struct Args<'a, 'b> {

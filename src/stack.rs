@@ -15,6 +15,14 @@
 //! (and the shim dies, which its manager sees) instead of silently
 //! overwriting the statics below it. Rust probes every page of a large
 //! frame, so no frame can step over the guard.
+//!
+//! Page-aligned statics (this stack, the daemon's buffers and resident
+//! page, the runtime's child stack) go in their own section,
+//! `.sbss.pages`, placed after .bss: in .bss one of them would align all
+//! of .bss to a page, and the small statics that are always touched (the
+//! C runtime's, musl's, `diag`'s, the head of the argument arena) would no
+//! longer share the last page of .data, which the kernel dirties at exec
+//! anyway. That is one page of RssAnon per shim.
 
 use core::ffi::{c_char, c_int};
 use core::ptr::addr_of_mut;
@@ -29,11 +37,13 @@ const GUARD: usize = 4096;
 
 #[repr(C, align(4096))]
 struct Stack([u8; GUARD + STACK]);
+#[link_section = ".sbss.pages"]
 static mut STACK_MEM: Stack = Stack([0; GUARD + STACK]);
 
 /// The flags and the kernel's mappings to drop share the arena's first
-/// page with the copied arguments.
-#[repr(C, align(4096))]
+/// page with the copied arguments. Not page-aligned: its head shares a page
+/// with the small statics before it, which are touched anyway.
+#[repr(C)]
 struct Arena {
     adopted: bool,
     switched: bool,

@@ -33,6 +33,7 @@ struct Resident {
     config: MaybeUninit<cli::Config<'static>>,
     daemon: MaybeUninit<Daemon<'static>>,
 }
+#[link_section = ".sbss.pages"]
 static mut RESIDENT: Resident = Resident { config: MaybeUninit::uninit(), daemon: MaybeUninit::zeroed() };
 
 // The command line, the daemon's fields and slot 0 fit in one page.
@@ -48,8 +49,10 @@ const _: () = assert!(
 /// handed back once the daemon has taken it.
 #[repr(C, align(4096))]
 struct StartPage(MaybeUninit<Start<'static>>);
+#[link_section = ".sbss.pages"]
 static mut START: StartPage = StartPage(MaybeUninit::uninit());
 /// The daemon's buffers.
+#[link_section = ".sbss.pages"]
 static mut BUFS: daemon::Bufs = daemon::Bufs::ZERO;
 
 /// The conmon command line: parse, check, launch.

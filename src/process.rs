@@ -261,16 +261,49 @@ impl<'a> Proc<'a> {
     /// A short read means it is empty, so a quiet process costs one read.
     /// The records go to the log in one batch, written when it is full
     /// and before this returns: nothing read waits for a later wake-up.
+    ///
+    /// A sibling pipe paused for a flood is read first: what waits in it
+    /// was written before what just woke this one (a container that writes
+    /// its stderr, then its stdout, is logged in that order).
     fn on_output(&mut self, poll: &Poll, stream: Stream, kind: Kind, bufs: &mut Bufs) {
         let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
         let lost = self.output.log.lost;
+        let sibling = match kind {
+            Kind::Stdout if self.pace.is_paused(1) => Some((Kind::Stderr, Stream::Stderr)),
+            Kind::Stderr if self.pace.is_paused(0) => Some((Kind::Stdout, Stream::Stdout)),
+            _ => None,
+        };
+        let mut done = [(Kind::Stdout, 0, 0, false); 2];
+        for (i, (k, st)) in sibling.into_iter().chain([(kind, stream)]).enumerate() {
+            let (bytes, most, ended) = self.read_source(&mut batch, lost, k, st, buf);
+            done[i] = (k, bytes, most, ended);
+        }
+        self.output.flush(&mut batch, lost);
+        for &(k, bytes, most, ended) in &done[..1 + sibling.is_some() as usize] {
+            if ended {
+                self.close_source(poll, k);
+            } else if bytes > 0 {
+                self.pace_source(poll, k, bytes, most);
+            }
+        }
+    }
+
+    /// Up to `READS` reads of one source into `batch`: the bytes read, the
+    /// largest read, and whether the source ended.
+    fn read_source(
+        &mut self,
+        batch: &mut Batch<'_>,
+        lost: u64,
+        kind: Kind,
+        stream: Stream,
+        buf: &mut [u8],
+    ) -> (usize, usize, bool) {
         let (mut bytes, mut most) = (0, 0);
-        let mut ended = false;
         for _ in 0..READS {
             let Some(fd) = self.source(kind).as_ref() else { break };
             match sys::read(fd, buf) {
                 Ok(n) if n > 0 => {
-                    self.emit(&mut batch, lost, stream, &buf[..n]);
+                    self.emit(batch, lost, stream, &buf[..n]);
                     bytes += n;
                     most = most.max(n);
                     if n < buf.len() {
@@ -279,18 +312,10 @@ impl<'a> Proc<'a> {
                 }
                 Err(sys::Errno::AGAIN) => break,
                 // EOF, or EIO from a pty whose last user closed it.
-                _ => {
-                    ended = true;
-                    break;
-                }
+                _ => return (bytes, most, true),
             }
         }
-        self.output.flush(&mut batch, lost);
-        if ended {
-            self.close_source(poll, kind);
-        } else if bytes > 0 {
-            self.pace_source(poll, kind, bytes, most);
-        }
+        (bytes, most, false)
     }
 
     /// Output pipe `source` of `pace` (0 stdout, 1 stderr) and its kind.

@@ -259,11 +259,11 @@ impl<'a> Daemon<'a> {
     /// How long epoll may wait: until the nearest deadline, or the idle
     /// trim, or for ever; not at all when work was left.
     fn timeout(&mut self) -> Option<u64> {
+        let now = sys::monotonic_ms();
+        self.now = now;
         if core::mem::take(&mut self.more) {
             return Some(0);
         }
-        let now = sys::monotonic_ms();
-        self.now = now;
         let mut next = self.front_deadline;
         for i in self.procs.used() {
             let Some(p) = self.procs.get(i) else { continue };

@@ -108,6 +108,7 @@ fn parse_args() -> Result<Opts, String> {
     };
     let (mut only, mut scale, mut quick, mut csv) = (None, false, false, None);
     let (mut n, mut runs, mut log_runs, mut log_mib, mut lat, mut settle) = (None, None, None, None, None, None);
+    let (mut flood_n, mut flood_mib) = (None, None);
     // --opt=value is --opt value
     let split: Vec<String> = args
         .iter()
@@ -151,8 +152,8 @@ fn parse_args() -> Result<Opts, String> {
             "--log-runs" => log_runs = Some(val::<usize>(it2, "--log-runs")?),
             "--log-mib" => log_mib = Some(val::<u64>(it2, "--log-mib")?),
             "--latency-runs" => lat = Some(val::<usize>(it2, "--latency-runs")?),
-            "--flood-n" => o.flood_n = val::<usize>(it2, "--flood-n")?,
-            "--flood-mib" => o.flood_mib = val::<u64>(it2, "--flood-mib")?,
+            "--flood-n" => flood_n = Some(val::<usize>(it2, "--flood-n")?),
+            "--flood-mib" => flood_mib = Some(val::<u64>(it2, "--flood-mib")?),
             "--settle" => settle = Some(val::<f64>(it2, "--settle")?),
             "--csv" => csv = Some(PathBuf::from(val::<String>(it2, "--csv")?)),
             _ => return Err(format!("unknown option {a:?}\n\n{USAGE}")),
@@ -192,6 +193,12 @@ fn parse_args() -> Result<Opts, String> {
     if let Some(x) = lat {
         o.latency_runs = x;
     }
+    if let Some(x) = flood_n {
+        o.flood_n = x;
+    }
+    if let Some(x) = flood_mib {
+        o.flood_mib = x;
+    }
     if let Some(x) = settle {
         o.settle = Duration::from_secs_f64(x);
     }
@@ -207,6 +214,8 @@ fn parse_args() -> Result<Opts, String> {
         || o.log_runs == 0
         || o.latency_runs == 0
         || o.log_mib == 0
+        || o.flood_n == 0
+        || o.flood_mib == 0
     {
         return Err("counts must be at least 1".into());
     }

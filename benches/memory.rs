@@ -353,17 +353,22 @@ fn breakdown(rep: &mut Report, rows: &[RowRun], s: &Snapshot, c: &Costs) {
     ));
     rep.table(&["item", "KiB", "measured as"], &rows_t);
     if let Some((fl, fpte, fanon)) = &c.floor {
+        // Its own memory: kernel and anonymous. Its cgroup's file charge is
+        // busybox sh's pages, read there if they were not cached yet.
+        let own = fl.kernel as f64 + fl.anon as f64;
         rep.say(&format!(
-            "\nFloor: the smallest static process that only sleeps (pause() in a loop, forked inside its own cgroup) is charged {:.1} KiB (kernel {:.1} incl. page tables {:.1} and kernel stack {:.0}; anonymous {:.1}); shimlet is {:.1} KiB above no shim, {:+.1} KiB from it.",
-            fl.charge() as f64 / KIB,
+            "\nFloor: the smallest static process that only sleeps (pause() in a loop, forked inside its own cgroup) is charged \
+             {:.1} KiB (kernel {:.1} incl. page tables {:.1} and kernel stack {:.0}; anonymous {:.1}); shimlet is {:.1} KiB \
+             above no shim, {:+.1} KiB from it.",
+            own / KIB,
             fl.kernel as f64 / KIB,
             fpte / KIB,
             KERNEL_STACK / KIB,
             fanon / KIB,
             above.med / KIB,
-            (above.med - fl.charge() as f64) / KIB
+            (above.med - own) / KIB
         ));
-        rep.add("memory", "floor", "charge", &Some(Stat::one(fl.charge() as f64 / KIB)), "KiB");
+        rep.add("memory", "floor", "charge", &Some(Stat::one(own / KIB)), "KiB");
     }
     let mut kinds_t = Vec::new();
     for (k, what) in probe::KINDS {
@@ -464,6 +469,7 @@ fn chart(rep: &mut Report, fig: &str, n: usize, kinds: &[Kind], rows: &[RowRun])
         title: format!("Memory above no shim, idle containers (N up to {n}, median of runs, bars min–max)"),
         x_label: "containers".into(),
         y_label: "MiB above no shim".into(),
+        y_unit: "MiB".into(),
         series,
     });
 }

@@ -126,6 +126,8 @@ pub struct Chart {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    /// Of y, for the legend.
+    pub y_unit: String,
     pub series: Vec<Series>,
 }
 
@@ -227,7 +229,11 @@ impl Chart {
                 }
                 let _ = writeln!(o, r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"/>"#, x(p.0), y(p.1), s.color);
             }
-            let last = s.points.last().map(|p| format!(" ({} at {})", num(p.1, 1), num(p.0, 0))).unwrap_or_default();
+            let last = s
+                .points
+                .last()
+                .map(|p| format!(" ({} {} at {})", num(p.1, 1), self.y_unit, num(p.0, 0)))
+                .unwrap_or_default();
             let ly = t + 8.0 + i as f64 * 18.0;
             let _ = writeln!(
                 o,

@@ -40,7 +40,8 @@ deps-test:
 # --- build -----------------------------------------------------------------
 build: deps-build
 	$(CARGO) build --release --locked --target $(TARGET) -p shimlet
-	@echo "built $(BIN): $$(stat -c %s $(BIN)) bytes"
+	@ln -sf shimlet $(dir $(BIN))containerd-shim-shimlet-v1
+	@echo "built $(BIN): $$(stat -c %s $(BIN)) bytes (and containerd-shim-shimlet-v1, a link to it)"
 
 size: build
 	@stat -c '%s bytes %n' $(BIN); file $(BIN)
@@ -87,6 +88,7 @@ bench-scale: build
 # --- install ---------------------------------------------------------------
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/shimlet
+	ln -sf shimlet $(DESTDIR)$(PREFIX)/bin/containerd-shim-shimlet-v1
 	@if [ -f docs/shimlet.1 ]; then install -D -m 0644 docs/shimlet.1 $(DESTDIR)$(PREFIX)/share/man/man1/shimlet.1; fi
 
 clean:

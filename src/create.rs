@@ -12,7 +12,7 @@ use core::marker::PhantomData;
 use core::ptr::addr_of_mut;
 
 use crate::buf::{parse_u64, Buf};
-use crate::sys::{self, AsFd, AsRawFd, BorrowedFd, Pid};
+use crate::sys::{self, AsFd, AsRawFd, BorrowedFd, OwnedFd, Pid};
 
 /// Most words a runtime command line can have.
 pub const MAX_ARGV: usize = 72;
@@ -49,6 +49,13 @@ impl<'a> Argv<'a> {
         // and its pointers are C strings that outlive the call.
         unsafe { sys::exec(prog, self.ptrs.as_ptr()) }
     }
+    /// exec `prog` (an absolute path) with these words and `env` as its
+    /// whole environment. Returns only on failure.
+    pub fn exec_env(&self, prog: &CStr, env: &Argv<'_>) -> sys::Errno {
+        // SAFETY: both arrays are NULL-terminated arrays of C strings that
+        // outlive the call.
+        unsafe { sys::exec_env(prog, self.ptrs.as_ptr(), env.ptrs.as_ptr()) }
+    }
     /// The words, for tests and diagnostics.
     pub fn words(&self) -> impl Iterator<Item = &'a CStr> + '_ {
         // SAFETY: every pointer came from a &'a CStr (see `push`).
@@ -76,6 +83,10 @@ pub struct Spawn<'a> {
     pub reset_oom: bool,
     /// Descriptors from 3 up to keep open for the runtime (`--preserve-fds`).
     pub keep_from_3: u32,
+    /// Descriptors the child gets as 3, 4, ... (a logger's pipes), instead.
+    pub extra: &'a [BorrowedFd<'a>],
+    /// The child's whole environment, instead of ours.
+    pub env: Option<&'a Argv<'a>>,
 }
 
 /// The runtime's child runs on this stack until it execs (CLONE_VM: it
@@ -130,12 +141,21 @@ fn child(s: &Spawn, parent: Pid) -> ! {
         let mut b = [0u8; 64];
         let _ = sys::read(fd, &mut b);
     }
-    let ok = s.stdio.iter().enumerate().all(|(i, fd)| sys::dup_to(fd, i as i32).is_ok());
+    // Each descriptor to its number: through copies above them all first,
+    // so no target number overwrites a source still to be moved.
+    let mut high: [Option<OwnedFd>; 8] = [const { None }; 8];
+    for (i, fd) in s.stdio.iter().chain(s.extra.iter()).take(8).enumerate() {
+        high[i] = rustix::io::fcntl_dupfd_cloexec(fd, 100).ok();
+    }
+    let n = (3 + s.extra.len()).min(8);
+    let ok = high[..n].iter().enumerate().all(|(i, fd)| fd.as_ref().is_some_and(|fd| sys::dup_to(fd, i as i32).is_ok()));
     if !ok {
         sys::exit(127);
     }
-    sys::close_from(3 + s.keep_from_3 as i32);
-    for fd in 3..3 + s.keep_from_3 as i32 {
+    drop(high);
+    let keep = if s.extra.is_empty() { s.keep_from_3 as i32 } else { 0 };
+    sys::close_from(n as i32 + keep);
+    for fd in 3..3 + keep {
         let _ = sys::set_cloexec(sys::borrow(fd), false);
     }
     sys::reset_signals_raw();
@@ -146,7 +166,10 @@ fn child(s: &Spawn, parent: Pid) -> ! {
     if s.reset_oom {
         sys::set_oom_score_adj(b"0");
     }
-    let e = s.argv.exec(s.prog);
+    let e = match s.env {
+        Some(env) => s.argv.exec_env(s.prog, env),
+        None => s.argv.exec(s.prog),
+    };
     // Reaches the shim through the stderr pipe, as the runtime's error.
     let mut msg: Buf<512> = Buf::new();
     msg.push(b"shimlet: cannot execute runtime ");

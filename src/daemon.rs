@@ -190,6 +190,8 @@ pub trait Front<'a> {
     fn tick(&mut self, _d: &mut Daemon<'a>) {}
     /// Slot `slot`'s cgroup recorded an OOM kill.
     fn oom(&mut self, d: &mut Daemon<'a>, slot: usize);
+    /// The daemon is idle: hand back the front end's own idle buffers.
+    fn trim(&mut self) {}
 }
 
 impl<'a> Daemon<'a> {
@@ -279,6 +281,7 @@ impl<'a> Daemon<'a> {
         }
         if self.busy {
             self.busy = false;
+            f.trim();
             self.trim();
         }
     }

@@ -46,6 +46,13 @@ pub fn open(file: Option<&CStr>, syslog: bool, id: Option<&'static CStr>) -> sys
     Ok(())
 }
 
+/// Diagnostics to an already open descriptor (the containerd shim's log
+/// FIFO). Called once, before the daemon's loop, instead of `open`.
+pub fn use_fd(fd: OwnedFd, id: Option<&'static CStr>) {
+    // SAFETY: see `sinks`: this is the one write, made before any read.
+    unsafe { *core::ptr::addr_of_mut!(SINKS) = Sinks { file: Some(fd), syslog: None, id } };
+}
+
 /// The descriptors to keep when everything else is closed.
 pub fn fds() -> [RawFd; 2] {
     let s = sinks();

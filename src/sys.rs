@@ -562,6 +562,16 @@ pub unsafe fn exec(prog: &CStr, argv: *const *const c_char) -> Errno {
     last_errno()
 }
 
+/// exec `prog` (an absolute path) with `envp` as its whole environment.
+/// Returns only on failure.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of pointers to C strings.
+pub unsafe fn exec_env(prog: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    libc::execve(prog.as_ptr(), argv, envp);
+    last_errno()
+}
+
 /// End the process now.
 pub fn exit(code: c_int) -> ! {
     // SAFETY: _exit never returns and runs nothing of ours.

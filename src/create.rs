@@ -148,7 +148,8 @@ fn child(s: &Spawn, parent: Pid) -> ! {
         high[i] = rustix::io::fcntl_dupfd_cloexec(fd, 100).ok();
     }
     let n = (3 + s.extra.len()).min(8);
-    let ok = high[..n].iter().enumerate().all(|(i, fd)| fd.as_ref().is_some_and(|fd| sys::dup_to(fd, i as i32).is_ok()));
+    let ok =
+        high[..n].iter().enumerate().all(|(i, fd)| fd.as_ref().is_some_and(|fd| sys::dup_to(fd, i as i32).is_ok()));
     if !ok {
         sys::exit(127);
     }

@@ -298,7 +298,16 @@ impl<'a> Conmon<'a> {
             a.push(s);
         }
         a.push(cfg.id.unwrap_or(c""));
-        create::spawn(&Spawn { prog: self.runtime, argv: &a, stdio, gate, reset_oom, keep_from_3: 0, extra: &[], env: None })
+        create::spawn(&Spawn {
+            prog: self.runtime,
+            argv: &a,
+            stdio,
+            gate,
+            reset_oom,
+            keep_from_3: 0,
+            extra: &[],
+            env: None,
+        })
     }
 
     /// SOCKET_DIR/UUID -> BUNDLE, so clients reach BUNDLE/attach by a path

@@ -19,10 +19,16 @@ use crate::sys::{self, Errno};
 pub const RING: usize = 32 * 1024;
 /// The largest one event may be.
 pub const EVENT_MAX: usize = 7 * 1024;
-/// Events sent and not yet answered, at most.
-const FLIGHT: usize = 16;
+/// Events sent and not yet answered, at most: one. containerd serves
+/// each request in a goroutine of its own, so two in flight could be
+/// published in either order; events must keep theirs.
+const FLIGHT: usize = 1;
 
 pub const SERVICE: &[u8] = b"containerd.services.events.ttrpc.v1.Events";
+
+/// Not sent now: no connection to containerd (it is tried again later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsent;
 
 /// The queue and its bookkeeping; all zero bytes is an empty queue (it
 /// lives in .bss). The connection itself is the caller's.
@@ -138,10 +144,10 @@ impl Events {
 
     /// Connect if need be, then send what waits, as far as the socket
     /// takes it. Err: not connected (try again later).
-    pub fn send(&mut self, conn: &mut Option<Conn>, frame: &mut [u8]) -> Result<(), ()> {
+    pub fn send(&mut self, conn: &mut Option<Conn>, frame: &mut [u8]) -> Result<(), Unsent> {
         if conn.is_none() {
-            let path = self.addr.as_cstr().ok_or(())?;
-            let fd = sock::connect(path, sock::STREAM).map_err(|_| ())?;
+            let path = self.addr.as_cstr().ok_or(Unsent)?;
+            let fd = sock::connect(path, sock::STREAM).map_err(|_| Unsent)?;
             let _ = sys::set_nonblock(&fd);
             *conn = Some(Conn::new(fd));
             self.next_stream = 1;
@@ -152,17 +158,17 @@ impl Events {
             let n = self.entry_len(self.unsent);
             let stream = self.next_stream;
             let body = &self.ring[self.unsent + 2..self.unsent + 2 + n];
-            let len = ttrpc::request(frame, stream, SERVICE, b"Forward", self.ns.as_bytes(), 5_000_000_000, |w| {
-                w.bytes(1, body);
-            });
-            let Some(c) = conn.as_ref() else { return Err(()) };
+            // The entry is the ForwardRequest itself.
+            let len =
+                ttrpc::request(frame, stream, SERVICE, b"Forward", self.ns.as_bytes(), 5_000_000_000, |w| w.raw(body));
+            let Some(c) = conn.as_ref() else { return Err(Unsent) };
             if let Err(e) = ttrpc::send(&c.fd, &frame[..len]) {
                 // A frame cut in the middle (the socket full: EAGAIN) cannot
                 // be resumed: the connection starts over and what was not
                 // answered is sent again.
                 let _ = e == Errno::AGAIN;
                 self.lost(conn);
-                return Err(());
+                return Err(Unsent);
             }
             self.flight[self.sent] = (stream, false);
             self.sent += 1;
@@ -188,7 +194,13 @@ impl Events {
             let Some(c) = conn.as_mut() else { return false };
             let frame = match c.read(&mut self.rbuf) {
                 Ok(Some(Frame::Whole(h, body))) => {
-                    let code = ttrpc::parse_response(body).map(|r| r.code).unwrap_or(ttrpc::UNKNOWN);
+                    let (code, why) = match ttrpc::parse_response(body) {
+                        Ok(r) => (r.code, r.message),
+                        Err(_) => (ttrpc::UNKNOWN, &b"a malformed reply"[..]),
+                    };
+                    if code != ttrpc::OK {
+                        diag::warn(&[b"containerd refused an event: ", &why[..why.len().min(200)]]);
+                    }
                     Some((h.stream, code))
                 }
                 Ok(Some(Frame::TooBig(h))) => Some((h.stream, ttrpc::UNKNOWN)),
@@ -201,7 +213,6 @@ impl Events {
             let Some((stream, code)) = frame else { return true };
             if code != ttrpc::OK {
                 self.refused += 1;
-                diag::warn(&[b"containerd refused an event"]);
             }
             if let Some(f) = self.flight[..self.sent].iter_mut().find(|f| f.0 == stream) {
                 f.1 = true;

@@ -185,18 +185,32 @@ mod tests {
     fn containerd_command_lines() {
         // Observed: containerd 1.6.20's start and delete.
         let a = parse(
-            args(&["-namespace", "default", "-address", "/run/containerd/containerd.sock", "-publish-binary", "/usr/bin/containerd", "-id", "c1", "start"])
-                .into_iter(),
+            args(&[
+                "-namespace",
+                "default",
+                "-address",
+                "/run/containerd/containerd.sock",
+                "-publish-binary",
+                "/usr/bin/containerd",
+                "-id",
+                "c1",
+                "start",
+            ])
+            .into_iter(),
         )
         .unwrap();
         assert_eq!((a.namespace.to_bytes(), a.id.to_bytes(), a.action), (&b"default"[..], &b"c1"[..], Action::Start));
         assert_eq!(a.address.to_bytes(), b"/run/containerd/containerd.sock");
-        let a = parse(args(&["-namespace=k8s.io", "-id", "x", "-bundle", "/b", "-debug", "delete"]).into_iter()).unwrap();
+        let a =
+            parse(args(&["-namespace=k8s.io", "-id", "x", "-bundle", "/b", "-debug", "delete"]).into_iter()).unwrap();
         assert_eq!((a.action, a.debug, a.bundle.map(|b| b.to_bytes())), (Action::Delete, true, Some(&b"/b"[..])));
         assert!(matches!(parse(args(&["-v"]).into_iter()), Ok(Args { action: Action::Version, .. })));
         assert_eq!(parse(args(&["-id", "x", "start"]).into_iter()).err(), Some(Usage::NoNamespace));
         assert_eq!(parse(args(&["-namespace", "n", "-id", "x"]).into_iter()).err(), Some(Usage::NoAction));
-        assert_eq!(parse(args(&["-namespace", "n", "-id", "x", "run"]).into_iter()).err(), Some(Usage::BadAction(b"run")));
+        assert_eq!(
+            parse(args(&["-namespace", "n", "-id", "x", "run"]).into_iter()).err(),
+            Some(Usage::BadAction(b"run"))
+        );
         assert_eq!(parse(args(&["-nope", "start"]).into_iter()).err(), Some(Usage::Unknown(b"nope")));
         assert_eq!(parse(args(&["-id"]).into_iter()).err(), Some(Usage::NeedsValue(b"id")));
     }

@@ -221,6 +221,11 @@ impl<'b> Writer<'b> {
         }
     }
 
+    /// Bytes already encoded (a message stored whole).
+    pub fn raw(&mut self, b: &[u8]) {
+        self.put(b);
+    }
+
     /// A bare varint, as the elements of a packed repeated field are.
     pub fn uint_raw(&mut self, v: u64) {
         self.put_varint(v);

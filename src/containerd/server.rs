@@ -106,8 +106,13 @@ struct Resident {
     listen: Option<OwnedFd>,
     socket: Buf<108>,
 }
-static mut RESIDENT: Resident =
-    Resident { daemon: MaybeUninit::zeroed(), shim: MaybeUninit::uninit(), args: MaybeUninit::uninit(), listen: None, socket: Buf::new() };
+static mut RESIDENT: Resident = Resident {
+    daemon: MaybeUninit::zeroed(),
+    shim: MaybeUninit::uninit(),
+    args: MaybeUninit::uninit(),
+    listen: None,
+    socket: Buf::new(),
+};
 static mut BUFS: Bufs = Bufs::ZERO;
 static mut CBUFS: [ConnBuf; MAX_CONNS] = [const { ConnBuf([0; ttrpc::MSG_MAX]) }; MAX_CONNS];
 static mut OUTBUF: OutBuf = OutBuf([0; OUT]);
@@ -132,6 +137,9 @@ pub fn spawn_daemon(a: &Args<'static>, listen: OwnedFd, socket: &Buf<108>) -> sy
             let _ = sys::dup_to(&null, fd);
         }
     }
+    // Nothing else containerd's start left open comes along.
+    let keep = crate::create::raw(&listen);
+    sys::close_from_except(3, &[keep]);
     if let Ok(log) = sys::open(c"log", OFlags::WRONLY | OFlags::NONBLOCK, 0) {
         diag::use_fd(log, Some(a.id));
     }
@@ -355,7 +363,7 @@ impl<'a> Shim<'a> {
                     }
                 }
             }
-            Err(()) => {
+            Err(_) => {
                 if d.front_deadline.is_none() {
                     d.front_deadline = Some(Daemon::after_ms(1000));
                 }
@@ -374,7 +382,8 @@ impl<'a> Shim<'a> {
             match &self.events_conn {
                 Some(c) => {
                     let mut p = [rustix::event::PollFd::new(&c.fd, rustix::event::PollFlags::IN)];
-                    let _ = rustix::event::poll(&mut p, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 100_000_000 }));
+                    let _ =
+                        rustix::event::poll(&mut p, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 100_000_000 }));
                     self.events.on_readable(&mut self.events_conn);
                 }
                 None => sys::sleep_ms(100),
@@ -392,7 +401,6 @@ impl<'a> Shim<'a> {
             self.exit_now(d)
         }
     }
-
 }
 
 impl<'a> Front<'a> for Shim<'a> {

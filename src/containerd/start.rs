@@ -55,9 +55,9 @@ pub fn clean_join(parts: &[&[u8]], out: &mut PathBuf) -> bool {
     }
     let n = s.len();
     while r < n {
-        if s[r] == b'/' {
-            r += 1;
-        } else if s[r] == b'.' && (r + 1 == n || s[r + 1] == b'/') {
+        let dot = s[r] == b'.' && (r + 1 == n || s[r + 1] == b'/');
+        if s[r] == b'/' || dot {
+            // An empty element, or `.`.
             r += 1;
         } else if s[r] == b'.' && s.get(r + 1) == Some(&b'.') && (r + 2 == n || s[r + 2] == b'/') {
             r += 2;
@@ -234,7 +234,16 @@ pub fn delete(a: &Args<'static>) -> c_int {
         }
         if let Ok(null) = sys::open(c"/dev/null", OFlags::RDWR, 0) {
             let stdio = [null.as_fd(), null.as_fd(), null.as_fd()];
-            if let Ok(pid) = create::spawn(&Spawn { prog: bin_c, argv: &argv, stdio, gate: None, reset_oom: false, keep_from_3: 0, extra: &[], env: None }) {
+            if let Ok(pid) = create::spawn(&Spawn {
+                prog: bin_c,
+                argv: &argv,
+                stdio,
+                gate: None,
+                reset_oom: false,
+                keep_from_3: 0,
+                extra: &[],
+                env: None,
+            }) {
                 sys::wait_for(pid);
             }
         }
@@ -264,7 +273,10 @@ mod tests {
 
     #[test]
     fn joins_like_go() {
-        assert_eq!(clean(&["/run/containerd/containerd.sock", "default", "c1"]), "/run/containerd/containerd.sock/default/c1");
+        assert_eq!(
+            clean(&["/run/containerd/containerd.sock", "default", "c1"]),
+            "/run/containerd/containerd.sock/default/c1"
+        );
         assert_eq!(clean(&["/a//b/", "ns", "g"]), "/a/b/ns/g");
         assert_eq!(clean(&["/a/./b/../c", "ns", "g"]), "/a/c/ns/g");
         assert_eq!(clean(&["/../a", "..", "g"]), "/g");

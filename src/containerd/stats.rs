@@ -108,7 +108,8 @@ impl Cgroup {
         for line in content.split(|&c| c == b'\n') {
             let mut parts = line.splitn(3, |&c| c == b':');
             let (Some(id), Some(ctrls), Some(cg)) = (parts.next(), parts.next(), parts.next()) else { continue };
-            let hit = if v2 { id == b"0" && ctrls.is_empty() } else { ctrls.split(|&c| c == b',').any(|c| c == b"memory") };
+            let hit =
+                if v2 { id == b"0" && ctrls.is_empty() } else { ctrls.split(|&c| c == b',').any(|c| c == b"memory") };
             if hit {
                 path.push(cg);
                 return Some(Cgroup { v2, path });
@@ -239,10 +240,14 @@ impl Cgroup {
         // kernel(35), kernel_tcp(36).
         let m = w.open(4);
         self.keyed(b"memory", b"memory.stat", &V1_MEMORY, w);
-        for (field, prefix) in [(33u32, &b"memory."[..]), (34, b"memory.memsw."), (35, b"memory.kmem."), (36, b"memory.kmem.tcp.")] {
+        for (field, prefix) in
+            [(33u32, &b"memory."[..]), (34, b"memory.memsw."), (35, b"memory.kmem."), (36, b"memory.kmem.tcp.")]
+        {
             let e = w.open(field);
             let mut name: Buf<64> = Buf::new();
-            for (f, suffix) in [(1u32, &b"limit_in_bytes"[..]), (2, b"usage_in_bytes"), (3, b"max_usage_in_bytes"), (4, b"failcnt")] {
+            for (f, suffix) in
+                [(1u32, &b"limit_in_bytes"[..]), (2, b"usage_in_bytes"), (3, b"max_usage_in_bytes"), (4, b"failcnt")]
+            {
                 name.clear();
                 name.push(prefix);
                 name.push(suffix);

@@ -55,7 +55,8 @@ fn open_out(p: &[u8], keep: &mut Option<OwnedFd>, nonblock: bool) -> Result<Owne
     cpath(p, &mut buf)?;
     let path = buf.as_cstr().unwrap_or(c"");
     if is_fifo(path) {
-        let r = sys::open(path, OFlags::RDONLY | OFlags::NONBLOCK, 0).map_err(|e| (&b"open stdout/stderr fifo"[..], e))?;
+        let r =
+            sys::open(path, OFlags::RDONLY | OFlags::NONBLOCK, 0).map_err(|e| (&b"open stdout/stderr fifo"[..], e))?;
         // A reader exists now (ours), so this open does not wait.
         let flags = if nonblock { OFlags::WRONLY | OFlags::NONBLOCK } else { OFlags::WRONLY };
         let w = sys::open(path, flags, 0).map_err(|e| (&b"open stdout/stderr fifo"[..], e))?;
@@ -306,9 +307,17 @@ mod tests {
         let inp = dir.join("in");
         for p in [&out, &inp] {
             let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-            rustix::fs::mknodat(rustix::fs::CWD, c.as_c_str(), rustix::fs::FileType::Fifo, sys::Mode::from_bits_truncate(0o600), 0).unwrap();
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                c.as_c_str(),
+                rustix::fs::FileType::Fifo,
+                sys::Mode::from_bits_truncate(0o600),
+                0,
+            )
+            .unwrap();
         }
-        let o = open(b"ns", b"id", inp.to_str().unwrap().as_bytes(), out.to_str().unwrap().as_bytes(), b"", false).unwrap();
+        let o =
+            open(b"ns", b"id", inp.to_str().unwrap().as_bytes(), out.to_str().unwrap().as_bytes(), b"", false).unwrap();
         assert!(o.child[0].is_some() && o.child[1].is_some() && o.child[2].is_none());
         assert!(o.stdin_w.is_some() && o.keep[0].is_some());
         // The container's stdout takes a write with nobody else reading.

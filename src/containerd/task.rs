@@ -12,7 +12,9 @@ use super::proto::{self, Value, ZERO_TIME_SECS};
 use super::server::{Job, JobKind, Reply, Shim};
 use super::stats::{self, Cgroup};
 use super::stdio;
-use super::ttrpc::{ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, UNKNOWN};
+use super::ttrpc::{
+    ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, UNKNOWN,
+};
 use crate::attach::Policy;
 use crate::buf::{Buf, PathBuf};
 use crate::create::{self, Argv, Spawn};
@@ -163,7 +165,13 @@ pub fn call(s: &mut Shim, d: &mut Daemon, r: Reply, method: &[u8], p: &[u8]) {
 
 /// `RUNTIME --root ROOT --log BUNDLE/log.json --log-format json
 /// [--systemd-cgroup]`, then `words`.
-fn runtime_argv<'w>(init: &'w Task, log: &'w mut PathBuf, bin: &'w mut Buf<256>, root: &'w mut Buf<PATH_SZ>, words: &[&'w CStr]) -> Argv<'w> {
+fn runtime_argv<'w>(
+    init: &'w Task,
+    log: &'w mut PathBuf,
+    bin: &'w mut Buf<256>,
+    root: &'w mut Buf<PATH_SZ>,
+    words: &[&'w CStr],
+) -> Argv<'w> {
     log.clear();
     log.push(init.bundle.as_bytes());
     log.push(b"/log.json");
@@ -216,7 +224,14 @@ fn runtime_error(bundle: &[u8], out: &mut Buf<1024>) {
 /// Start a runtime job for slot `slot`'s container; its stderr is kept for
 /// the error text.
 #[inline(never)]
-fn job(s: &mut Shim, slot: usize, kind: JobKind, reply: Option<Reply>, words: &[&CStr], stdin: Option<BorrowedFd>) -> Result<(), (u32, &'static [u8])> {
+fn job(
+    s: &mut Shim,
+    slot: usize,
+    kind: JobKind,
+    reply: Option<Reply>,
+    words: &[&CStr],
+    stdin: Option<BorrowedFd>,
+) -> Result<(), (u32, &'static [u8])> {
     if !s.job_slots_free() {
         return Err((RESOURCE_EXHAUSTED, b"shimlet: too many runtime calls in flight"));
     }
@@ -283,7 +298,8 @@ fn shares_pid_ns(config: &[u8]) -> bool {
 
 #[inline(never)]
 fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
-    let (mut id, mut bundle, mut stdin, mut stdout, mut stderr, mut terminal) = (&b""[..], &b""[..], &b""[..], &b""[..], &b""[..], false);
+    let (mut id, mut bundle, mut stdin, mut stdout, mut stderr, mut terminal) =
+        (&b""[..], &b""[..], &b""[..], &b""[..], &b""[..], false);
     let (mut checkpoint, mut options, mut mounts) = (&b""[..], &b""[..], 0usize);
     let decoded = proto::each(p, |f, v| match f {
         1 => id = v.bytes(),
@@ -314,7 +330,12 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
         return s.fail(d, r, ALREADY_EXISTS, m.as_bytes());
     }
     let Some(slot) = free_slot(s, d) else {
-        return s.fail(d, r, RESOURCE_EXHAUSTED, b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full");
+        return s.fail(
+            d,
+            r,
+            RESOURCE_EXHAUSTED,
+            b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full",
+        );
     };
     let o = opts(options);
     let ns = s.args.namespace.to_bytes();
@@ -417,7 +438,13 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     bundle_c.push(bundle);
     let mut id_c: Buf<ID_MAX> = Buf::new();
     id_c.push(id);
-    for w in [c"create", c"--bundle", bundle_c.as_cstr().unwrap_or(c"."), c"--pid-file", pidfile.as_cstr().unwrap_or(c"init.pid")] {
+    for w in [
+        c"create",
+        c"--bundle",
+        bundle_c.as_cstr().unwrap_or(c"."),
+        c"--pid-file",
+        pidfile.as_cstr().unwrap_or(c"init.pid"),
+    ] {
         words[n] = w;
         n += 1;
     }
@@ -455,11 +482,23 @@ fn free_slot(s: &Shim, d: &Daemon) -> Option<usize> {
 /// `opened` stdio, with `words` then [--console-socket S] then `id`, and
 /// put its Proc in the daemon's table.
 #[inline(never)]
-fn launch(s: &mut Shim, d: &mut Daemon, slot: usize, mut opened: stdio::Opened, words: &[&CStr], id: &CStr, spec: Option<BorrowedFd>) -> Result<(), &'static [u8]> {
+fn launch(
+    s: &mut Shim,
+    d: &mut Daemon,
+    slot: usize,
+    mut opened: stdio::Opened,
+    words: &[&CStr],
+    id: &CStr,
+    spec: Option<BorrowedFd>,
+) -> Result<(), &'static [u8]> {
     let Some(t) = s.tasks.get(slot) else { return Err(b"no task") };
     let terminal = t.terminal;
     let init = t.init as usize;
-    let mut console = if terminal { Some(Console::make(slot).map_err(|_| &b"failed to create the console socket"[..])?) } else { None };
+    let mut console = if terminal {
+        Some(Console::make(slot).map_err(|_| &b"failed to create the console socket"[..])?)
+    } else {
+        None
+    };
     let runtime = {
         let Some(it) = s.tasks.get(init) else { return Err(b"no container") };
         let mut all: [&CStr; 16] = [c""; 16];
@@ -485,12 +524,22 @@ fn launch(s: &mut Shim, d: &mut Daemon, slot: usize, mut opened: stdio::Opened, 
         let stdio = [fd(0), fd(1), fd(2)];
         let extra: [BorrowedFd; 1] = [spec.unwrap_or(null.as_fd())];
         let prog = argv.words().next().unwrap_or(c"runc");
-        let sp = Spawn { prog, argv: &argv, stdio, gate: None, reset_oom: false, keep_from_3: 0, extra: if spec.is_some() { &extra } else { &[] }, env: None };
+        let sp = Spawn {
+            prog,
+            argv: &argv,
+            stdio,
+            gate: None,
+            reset_oom: false,
+            keep_from_3: 0,
+            extra: if spec.is_some() { &extra } else { &[] },
+            env: None,
+        };
         create::spawn(&sp).map_err(|_| &b"cannot run the runtime"[..])?
     };
     let mut io = Stdio::new(terminal);
     io.pty = None;
-    let mut proc = Proc::new(slot, Phase::Creating { runtime, held: 0 }, io, Output::new(LogFile::none(), None), Policy::Terminal);
+    let mut proc =
+        Proc::new(slot, Phase::Creating { runtime, held: 0 }, io, Output::new(LogFile::none(), None), Policy::Terminal);
     proc.relay.out = opened.relay_out.take();
     proc.relay.inp = opened.relay_in.take();
     if let Some(c) = console.take() {
@@ -544,7 +593,7 @@ pub fn created(s: &mut Shim, d: &mut Daemon, slot: usize, e: Ended) {
     let op: &[u8] = if is_exec { b"OCI runtime exec failed: " } else { b"OCI runtime create failed: " };
     let mut msg: Buf<1024> = Buf::new();
     let init = t.init as usize;
-    let bundle = s.tasks.get(init).map(|i| i.bundle).unwrap_or(Buf::new());
+    let bundle = s.tasks.get(init).map(|i| i.bundle).unwrap_or_default();
     let Some(t) = s.tasks.get(slot) else { return };
     let mut pidfile = PathBuf::new();
     pidfile.push(bundle.as_bytes());
@@ -571,7 +620,13 @@ pub fn created(s: &mut Shim, d: &mut Daemon, slot: usize, e: Ended) {
     let Some(pid) = pid.filter(|_| pty_ok) else {
         runtime_error(bundle.as_bytes(), &mut msg);
         if msg.is_empty() {
-            msg.push(if !e.success() { b"the runtime failed" } else if !pty_ok { b"the runtime did not send a terminal" } else { b"no pid in the runtime's pidfile" });
+            msg.push(if !e.success() {
+                b"the runtime failed"
+            } else if !pty_ok {
+                b"the runtime did not send a terminal"
+            } else {
+                b"no pid in the runtime's pidfile"
+            });
         }
         let mut m: Buf<1100> = Buf::new();
         m.push(op);
@@ -633,7 +688,9 @@ fn start(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     let Some(slot) = find(s, id, exec) else { return missing(s, d, r, id, exec) };
     let Some(t) = s.tasks.get(slot) else { return };
     match (t.status, t.pending.is_some() || t.starting) {
-        (_, true) => return s.fail(d, r, FAILED_PRECONDITION, b"a start or create is already in progress: failed precondition"),
+        (_, true) => {
+            return s.fail(d, r, FAILED_PRECONDITION, b"a start or create is already in progress: failed precondition")
+        }
         (Status::Created, _) => {}
         (Status::Running, _) => return s.fail(d, r, UNKNOWN, b"cannot start a running process"),
         (Status::Stopped, _) => return s.fail(d, r, UNKNOWN, b"cannot start a stopped process"),
@@ -659,7 +716,14 @@ fn start(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
         return s.fail(d, r, FAILED_PRECONDITION, b"the container's init process is not running: failed precondition");
     }
     let ns = s.args.namespace.to_bytes();
-    let opened = match stdio::open(ns, t.id.as_bytes(), t.stdin.as_bytes(), t.stdout.as_bytes(), t.stderr.as_bytes(), t.terminal) {
+    let opened = match stdio::open(
+        ns,
+        t.id.as_bytes(),
+        t.stdin.as_bytes(),
+        t.stdout.as_bytes(),
+        t.stderr.as_bytes(),
+        t.terminal,
+    ) {
         Ok(o) => o,
         Err((what, e)) => {
             let mut m: Buf<256> = Buf::new();
@@ -669,7 +733,7 @@ fn start(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
             return s.fail(d, r, UNKNOWN, m.as_bytes());
         }
     };
-    let bundle = s.tasks.get(init).map(|i| i.bundle).unwrap_or(Buf::new());
+    let bundle = s.tasks.get(init).map(|i| i.bundle).unwrap_or_default();
     let mut pidfile = PathBuf::new();
     pidfile.push(bundle.as_bytes());
     pidfile.push(b"/");
@@ -678,11 +742,19 @@ fn start(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     let mut id_c: Buf<ID_MAX> = Buf::new();
     id_c.push(id);
     let spec = s.tasks.get_mut(slot).and_then(|t| t.spec.take());
-    let words = [c"exec", c"--detach", c"--pid-file", pidfile.as_cstr().unwrap_or(c"exec.pid"), c"--process", c"/proc/self/fd/3"];
+    let words = [
+        c"exec",
+        c"--detach",
+        c"--pid-file",
+        pidfile.as_cstr().unwrap_or(c"exec.pid"),
+        c"--process",
+        c"/proc/self/fd/3",
+    ];
     if let Some(t) = s.tasks.get_mut(slot) {
         t.pending = Some(r);
     }
-    if let Err(m) = launch(s, d, slot, opened, &words, id_c.as_cstr().unwrap_or(c""), spec.as_ref().map(|f| f.as_fd())) {
+    if let Err(m) = launch(s, d, slot, opened, &words, id_c.as_cstr().unwrap_or(c""), spec.as_ref().map(|f| f.as_fd()))
+    {
         if let Some(t) = s.tasks.get_mut(slot) {
             t.pending = None;
         }
@@ -697,7 +769,8 @@ fn state(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     let Some(t) = s.tasks.get(slot) else { return };
     let bundle = s.tasks.get(t.init as usize).map_or(Buf::new(), |i| i.bundle);
     let (pid, status, terminal, exit) = (t.pid, status_code(t), t.terminal, t.exit);
-    let (pid_id, stdin, stdout, stderr) = (copy::<ID_MAX>(t.proc_id()).unwrap_or(Buf::new()), t.stdin, t.stdout, t.stderr);
+    let (pid_id, stdin, stdout, stderr) =
+        (copy::<ID_MAX>(t.proc_id()).unwrap_or_default(), t.stdin, t.stdout, t.stderr);
     s.ok(d, r, |w| {
         w.bytes(1, pid_id.as_bytes());
         w.bytes(2, bundle.as_bytes());
@@ -779,9 +852,15 @@ fn exec(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
         return s.fail(d, r, ALREADY_EXISTS, m.as_bytes());
     }
     let Some(slot) = free_slot(s, d) else {
-        return s.fail(d, r, RESOURCE_EXHAUSTED, b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full");
+        return s.fail(
+            d,
+            r,
+            RESOURCE_EXHAUSTED,
+            b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full",
+        );
     };
-    let (Some(exec_b), Some(in_b), Some(out_b), Some(err_b)) = (copy(exec), copy(stdin), copy(stdout), copy(stderr)) else {
+    let (Some(exec_b), Some(in_b), Some(out_b), Some(err_b)) = (copy(exec), copy(stdin), copy(stdout), copy(stderr))
+    else {
         return s.fail(d, r, INVALID_ARGUMENT, b"shimlet: an id or path in the request is too long");
     };
     // The spec (JSON in an Any) waits in a memfd until Start hands it to
@@ -908,7 +987,9 @@ fn pids(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
         let mut e: [(u32, Buf<ID_MAX>); 8] = core::array::from_fn(|_| (0, Buf::new()));
         let mut k = 0;
         for i in tasks.used() {
-            if let Some(t) = tasks.get(i).filter(|t| t.is_exec && t.id.as_bytes() == id && t.pid > 0 && t.status == Status::Running) {
+            if let Some(t) =
+                tasks.get(i).filter(|t| t.is_exec && t.id.as_bytes() == id && t.pid > 0 && t.status == Status::Running)
+            {
                 if k < e.len() {
                     e[k] = (t.pid, t.exec_id);
                     k += 1;
@@ -982,7 +1063,14 @@ fn update(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     drop(wr);
     let mut id_c: Buf<ID_MAX> = Buf::new();
     id_c.push(id);
-    if let Err((code, m)) = job(s, slot, JobKind::Update, Some(r), &[c"update", c"--resources", c"-", id_c.as_cstr().unwrap_or(c"")], Some(rd.as_fd())) {
+    if let Err((code, m)) = job(
+        s,
+        slot,
+        JobKind::Update,
+        Some(r),
+        &[c"update", c"--resources", c"-", id_c.as_cstr().unwrap_or(c"")],
+        Some(rd.as_fd()),
+    ) {
         s.fail(d, r, code, m);
     }
 }
@@ -1041,7 +1129,7 @@ fn connect(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
 fn publish_exit(s: &mut Shim, slot: usize) {
     let Some(t) = s.tasks.get(slot) else { return };
     let (id, pid, (st, secs, nanos)) = (t.id, t.pid, t.exit.unwrap_or((0, ZERO_TIME_SECS, 0)));
-    let pid_id = copy::<ID_MAX>(t.proc_id()).unwrap_or(Buf::new());
+    let pid_id = copy::<ID_MAX>(t.proc_id()).unwrap_or_default();
     s.events.publish(b"/tasks/exit", b"containerd.events.TaskExit", |w| {
         w.bytes(1, id.as_bytes());
         w.bytes(2, pid_id.as_bytes());
@@ -1147,7 +1235,11 @@ pub fn job_done(s: &mut Shim, d: &mut Daemon, job: Job, e: Ended) {
                 (secs, nanos)
             };
             // Its execs go with it.
-            let execs: u64 = s.tasks.used().filter(|&i| i != slot && s.tasks.get(i).is_some_and(|x| x.is_exec && x.init as usize == slot)).fold(0, |a, i| a | 1 << i);
+            let execs: u64 = s
+                .tasks
+                .used()
+                .filter(|&i| i != slot && s.tasks.get(i).is_some_and(|x| x.is_exec && x.init as usize == slot))
+                .fold(0, |a, i| a | 1 << i);
             for i in 0..64 {
                 if execs & (1 << i) != 0 {
                     release(s, d, i);
@@ -1170,7 +1262,15 @@ pub fn job_done(s: &mut Shim, d: &mut Daemon, job: Job, e: Ended) {
         }
         JobKind::Pause | JobKind::Resume => {
             if !e.success() {
-                return fail(s, d, if job.kind == JobKind::Pause { b"OCI runtime pause failed: " } else { b"OCI runtime resume failed: " });
+                return fail(
+                    s,
+                    d,
+                    if job.kind == JobKind::Pause {
+                        b"OCI runtime pause failed: "
+                    } else {
+                        b"OCI runtime resume failed: "
+                    },
+                );
             }
             let Some(t) = s.tasks.get_mut(slot) else { return };
             let id = t.id;
@@ -1200,7 +1300,10 @@ pub fn job_done(s: &mut Shim, d: &mut Daemon, job: Job, e: Ended) {
                 if let Some(r) = job.reply {
                     s.ok(d, r, |_| {});
                 }
-            } else if contains(text, b"not running") || contains(text, b"no such process") || contains(text, b"process already finished") {
+            } else if contains(text, b"not running")
+                || contains(text, b"no such process")
+                || contains(text, b"process already finished")
+            {
                 if let Some(r) = job.reply {
                     s.fail(d, r, NOT_FOUND, b"process already finished: not found");
                 }
@@ -1224,7 +1327,9 @@ mod tests {
     #[test]
     fn pid_namespace_sharing() {
         assert!(!shares_pid_ns(br#"{"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}"#));
-        assert!(shares_pid_ns(br#"{"linux":{"namespaces":[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]}}"#));
+        assert!(shares_pid_ns(
+            br#"{"linux":{"namespaces":[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]}}"#
+        ));
         assert!(shares_pid_ns(br#"{"linux":{"namespaces":[{"type":"mount"}]}}"#));
         assert!(shares_pid_ns(b"{}"));
     }

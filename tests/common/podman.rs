@@ -80,8 +80,12 @@ impl std::fmt::Display for Shim {
     }
 }
 
-/// /usr/bin/conmon, or a failure saying what to install.
+/// /usr/bin/conmon (or `$SHIMLET_TEST_CONMON`, to hold the same scenarios
+/// against another conmon build), or a failure saying what to install.
 pub fn conmon_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHIMLET_TEST_CONMON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let p = PathBuf::from("/usr/bin/conmon");
     if !p.is_file() {
         panic!("/usr/bin/conmon is missing: apt-get install podman conmon");

@@ -8,6 +8,8 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 CARGO    ?= cargo
 export SHIMLET_BIN := $(abspath $(BIN))
+# `--version` says the commit it was built from (conmon's `commit:` line).
+export SHIMLET_COMMIT := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD -- || c=$$c-dirty; echo $$c; })
 
 .PHONY: all build aarch64 test unit unit-aarch64 integration lint run shell bench bench-scale install clean deps-build deps-aarch64 deps-test size
 

@@ -273,6 +273,40 @@ pub fn rename(from: &CStr, to: &CStr) -> Result<()> {
     rustix::fs::rename(from, to)
 }
 
+/// Rename within one directory (`dir` may be `cwd()`).
+pub fn renameat(dir: impl AsFd, from: &CStr, to: &CStr) -> Result<()> {
+    let dir = dir.as_fd();
+    rustix::fs::renameat(dir, from, dir, to)
+}
+
+/// The path the kernel has for an open descriptor (its symlinks and `..`
+/// resolved), read from /proc/self/fd/N into `buf`.
+pub fn fd_path(fd: impl AsFd, buf: &mut [u8]) -> Result<&[u8]> {
+    let mut p: crate::buf::Buf<32> = crate::buf::Buf::new();
+    p.push(b"/proc/self/fd/");
+    p.push_u64(fd.as_fd().as_raw_fd() as u64);
+    let path = p.as_cstr().ok_or(Errno::NAMETOOLONG)?;
+    let n = rustix::fs::readlinkat_raw(rustix::fs::CWD, path, &mut *buf)?;
+    if n >= buf.len() {
+        return Err(Errno::NAMETOOLONG);
+    }
+    Ok(&buf[..n])
+}
+
+/// Whether `name` exists in `dir` (a symbolic link is not followed).
+pub fn present_at(dir: impl AsFd, name: &CStr) -> Result<bool> {
+    match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Set a descriptor's file mode (a pipe's too).
+pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
+    rustix::fs::fchmod(fd, Mode::from_bits_truncate(mode))
+}
+
 pub fn unlink(path: &CStr) -> Result<()> {
     rustix::fs::unlink(path)
 }

@@ -7,6 +7,7 @@
 //! `{"pid": N}` (or `data` with `--api-version`) on the sync pipe, the
 //! exit files, the exit command.
 
+mod allowlist;
 pub mod cli;
 mod exitcmd;
 pub mod launch;
@@ -272,7 +273,7 @@ impl<'a> Conmon<'a> {
         if !cfg.exec && cfg.systemd_cgroup {
             a.push(c"--systemd-cgroup");
         }
-        for w in cfg.runtime_args.iter() {
+        for w in cfg.values(cli::Key::RuntimeArg) {
             a.push(w);
         }
         if cfg.exec {
@@ -290,7 +291,7 @@ impl<'a> Conmon<'a> {
                 a.push(c"--no-new-keyring");
             }
         }
-        for w in cfg.runtime_opts.iter() {
+        for w in cfg.values(cli::Key::RuntimeOpt) {
             a.push(w);
         }
         if let Some(s) = console {
@@ -606,7 +607,7 @@ impl<'a> Front<'a> for Conmon<'a> {
         }
         while sys::reap_one().is_some() {}
         if let Some(cmd) = cfg.exit_command {
-            exitcmd::run(cmd, &cfg.exit_args, cfg.exit_delay);
+            exitcmd::run(cmd, cfg.values(cli::Key::ExitCommandArg), cfg.exit_delay);
         }
         sys::exit(if cfg.sync { status & 0xff } else { 0 })
     }

@@ -48,6 +48,16 @@ pub fn wait_ctl_reader(path: &Path) {
     });
 }
 
+/// Bytes waiting in a FIFO that someone reads; None when nobody holds it
+/// open for reading (an open for writing fails with ENXIO).
+pub fn fifo_pending_if_read(path: &Path) -> Option<usize> {
+    let f = fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path);
+    match f {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => None,
+        _ => Some(fifo_pending(path)),
+    }
+}
+
 /// Bytes waiting in a FIFO (FIONREAD through a descriptor of our own).
 pub fn fifo_pending(path: &Path) -> usize {
     let f = fs::OpenOptions::new()

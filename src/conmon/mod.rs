@@ -249,9 +249,10 @@ impl<'a> Conmon<'a> {
 
     /// Run the runtime with conmon's argument order:
     /// `RUNTIME [--systemd-cgroup] [args] create --bundle B --pid-file P
-    /// [--no-pivot] [--no-new-keyring] [opts] [--console-socket S] ID`, or
-    /// `RUNTIME [args] exec --pid-file P --process SPEC --detach [opts]
-    /// [--console-socket S] ID`.
+    /// [--no-pivot] [--no-new-keyring] [opts] [--console-socket S] ID`;
+    /// with --restore, `restore` for `create` and `--detach --image-path
+    /// DIR --work-path B` after the keyring; or `RUNTIME [args] exec
+    /// --pid-file P --process SPEC --detach [opts] [--console-socket S] ID`.
     #[inline(never)]
     fn spawn(
         &self,
@@ -281,7 +282,8 @@ impl<'a> Conmon<'a> {
                 a.push(w);
             }
         } else {
-            for w in [c"create", c"--bundle", bundle, c"--pid-file", pidfile] {
+            let command = if cfg.restore.is_some() { c"restore" } else { c"create" };
+            for w in [command, c"--bundle", bundle, c"--pid-file", pidfile] {
                 a.push(w);
             }
             if cfg.no_pivot {
@@ -289,6 +291,13 @@ impl<'a> Conmon<'a> {
             }
             if cfg.no_new_keyring {
                 a.push(c"--no-new-keyring");
+            }
+            if let Some(image) = cfg.restore {
+                // The restored container runs at once: the runtime returns
+                // once it does (--detach); CRIU works in the bundle.
+                for w in [c"--detach", c"--image-path", image, c"--work-path", bundle] {
+                    a.push(w);
+                }
             }
         }
         for w in cfg.values(cli::Key::RuntimeOpt) {

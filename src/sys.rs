@@ -15,7 +15,7 @@
 //! | `clock_gettime` (as a raw `syscall`) | rustix would call the vDSO, which the daemon unmaps |
 //! | `close_range` (as a raw `syscall`) | not in rustix |
 //! | `sigprocmask`, `signal(SIGPIPE)` | the process-wide mask, set before the fork |
-//! | `strerror`, `getenv`, `getcwd` | the C library's message table and its `environ` |
+//! | `strerror`, `getenv`, `getcwd`, `environ` | the C library's message table and its environment |
 //! | `_exit` | ends the process without running anything else |
 
 use core::ffi::{c_char, c_int, CStr};
@@ -397,6 +397,35 @@ pub fn getenv(name: &CStr) -> Option<&'static CStr> {
             None
         } else {
             Some(CStr::from_ptr(p))
+        }
+    }
+}
+
+extern "C" {
+    static mut environ: *mut *mut c_char;
+}
+
+/// The slot of `NAME=...` in the environment, for a child to point at
+/// another string before it execs (the parent puts the old one back).
+pub fn env_slot(name: &[u8]) -> Option<*mut *mut c_char> {
+    // SAFETY: `environ` is a NULL-terminated array of C strings that the
+    // process does not change (see `getenv`); only reads here.
+    unsafe {
+        let env = environ;
+        if env.is_null() {
+            return None;
+        }
+        let mut i = 0;
+        loop {
+            let p = *env.add(i);
+            if p.is_null() {
+                return None;
+            }
+            let s = CStr::from_ptr(p).to_bytes();
+            if s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=' {
+                return Some(env.add(i));
+            }
+            i += 1;
         }
     }
 }

@@ -10,6 +10,7 @@
 mod allowlist;
 pub mod cli;
 mod exitcmd;
+mod inherit;
 pub mod launch;
 
 use core::ffi::CStr;
@@ -222,6 +223,17 @@ impl<'a> Conmon<'a> {
                 p.console = Some(c);
             }
         }
+        // conmon's runtime child refuses a bad LISTEN_PID; its words reach
+        // the manager as the create's failure.
+        let handed = match inherit::handed(cfg) {
+            Ok(h) => h,
+            Err(v) => {
+                let mut m: Buf<40> = Buf::new();
+                m.push(b"Invalid LISTEN_PID ");
+                m.push(&v.to_bytes()[..v.to_bytes().len().min(10)]);
+                self.fail(d, Ended { code: 1, signal: 0 }, m.as_bytes())
+            }
+        };
         let runtime = {
             let p = d.procs.get_mut(SLOT).ok_or((&b"slot"[..], Errno::NOMEM))?;
             let stdio: [BorrowedFd<'_>; 3] = if cfg.passthrough {
@@ -233,7 +245,7 @@ impl<'a> Conmon<'a> {
             // SAFETY: the console's path lives in the process's Console,
             // which outlives the spawn (the child has exec'd when it returns).
             let console = console.map(|c| unsafe { &*c });
-            ctx(self.spawn(stdio, console, gate.as_ref().map(|g| g.as_fd()), reset_oom), b"fork")?
+            ctx(self.spawn(stdio, console, gate.as_ref().map(|g| g.as_fd()), reset_oom, &handed), b"fork")?
         };
         if let Some(p) = d.procs.get_mut(SLOT) {
             p.phase = Phase::Creating { runtime, held: 0 };
@@ -260,6 +272,7 @@ impl<'a> Conmon<'a> {
         console: Option<&CStr>,
         gate: Option<BorrowedFd<'_>>,
         reset_oom: bool,
+        handed: &inherit::Handed,
     ) -> sys::Result<Pid> {
         let cfg = self.cfg;
         let mut cwd = PathBuf::new();
@@ -308,7 +321,8 @@ impl<'a> Conmon<'a> {
             a.push(s);
         }
         a.push(cfg.id.unwrap_or(c""));
-        create::spawn(&Spawn { prog: self.runtime, argv: &a, stdio, gate, reset_oom, keep_from_3: 0 })
+        let (keep_from_3, own_listen_pid) = (handed.keep, handed.own_listen_pid);
+        create::spawn(&Spawn { prog: self.runtime, argv: &a, stdio, gate, reset_oom, keep_from_3, own_listen_pid })
     }
 
     /// SOCKET_DIR/UUID -> BUNDLE, so clients reach BUNDLE/attach by a path

@@ -321,6 +321,14 @@ impl<'a> Conmon<'a> {
             a.push(s);
         }
         a.push(cfg.id.unwrap_or(c""));
+        if diag::wants(cli::level::TRACE) {
+            let mut m: Buf<480> = Buf::new();
+            for w in a.words() {
+                m.push(w.to_bytes());
+                m.push(b" ");
+            }
+            diag::note(cli::level::TRACE, &[b"calling runtime args: ", m.as_bytes()]);
+        }
         let (keep_from_3, own_listen_pid) = (handed.keep, handed.own_listen_pid);
         create::spawn(&Spawn { prog: self.runtime, argv: &a, stdio, gate, reset_oom, keep_from_3, own_listen_pid })
     }
@@ -559,6 +567,11 @@ impl<'a> Front<'a> for Conmon<'a> {
             self.send_report(true, line.as_bytes());
         }
         let already = d.early.take(pid);
+        if diag::wants(cli::level::DEBUG) {
+            let mut n: Buf<12> = Buf::new();
+            n.push_i64(pid as i64);
+            diag::note(cli::level::DEBUG, &[b"container PID: ", n.as_bytes()]);
+        }
         let poll = &d.poll;
         if let Some(p) = d.procs.get_mut(SLOT) {
             if cfg.timeout == 0 {
@@ -621,6 +634,13 @@ impl<'a> Front<'a> for Conmon<'a> {
         let [d1, d2] = diag::fds();
         sys::close_from_except(3, &[sync, d1, d2]);
         let status = if self.timed_out { -1 } else { e.code };
+        if diag::wants(cli::level::INFO) {
+            let mut n: Buf<32> = Buf::new();
+            n.push_i64(pid as i64);
+            n.push(b" exited with status ");
+            n.push_i64(status as i64);
+            diag::note(cli::level::INFO, &[b"container ", n.as_bytes()]);
+        }
         self.write_status(b"exited", e, pid, lost, oomed);
         self.write_exit_files(status);
         if cfg.exec && sync >= 0 {

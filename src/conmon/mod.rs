@@ -12,6 +12,7 @@ pub mod cli;
 mod exitcmd;
 mod inherit;
 pub mod launch;
+mod notify;
 
 use core::ffi::CStr;
 
@@ -75,6 +76,8 @@ pub struct Conmon<'a> {
     symlink: bool,
     /// The deadline fired: `--timeout`, or the grace for held signals.
     timed_out: bool,
+    /// --sdnotify-socket: the container's socket and the relay.
+    notify: Option<notify::Notify<'a>>,
 }
 
 type Step<T> = Result<T, (&'static [u8], Errno)>;
@@ -86,8 +89,15 @@ fn ctx<T>(r: sys::Result<T>, what: &'static [u8]) -> Step<T> {
 /// The daemon's body: never returns.
 pub fn run<'a>(d: &mut Daemon<'a>, s: Start<'a>) -> ! {
     d.procs.set_capacity(1);
-    let mut c =
-        Conmon { cfg: s.cfg, runtime: s.runtime, report: s.report, bundle: None, symlink: false, timed_out: false };
+    let mut c = Conmon {
+        cfg: s.cfg,
+        runtime: s.runtime,
+        report: s.report,
+        bundle: None,
+        symlink: false,
+        timed_out: false,
+        notify: None,
+    };
     if let Err((what, e)) = c.setup(d, s.log, s.journal, s.gate, s.attach_pipe) {
         let mut m: Buf<256> = Buf::new();
         m.push(b"shimlet: ");
@@ -102,8 +112,15 @@ pub fn run<'a>(d: &mut Daemon<'a>, s: Start<'a>) -> ! {
 /// The daemon could not even start (no epoll set, no signalfd): said as
 /// a failed create.
 pub fn fail_early(s: Start<'_>, e: Errno) -> ! {
-    let mut c =
-        Conmon { cfg: s.cfg, runtime: s.runtime, report: s.report, bundle: None, symlink: false, timed_out: false };
+    let mut c = Conmon {
+        cfg: s.cfg,
+        runtime: s.runtime,
+        report: s.report,
+        bundle: None,
+        symlink: false,
+        timed_out: false,
+        notify: None,
+    };
     c.write_status(b"failed", Ended { code: 1, signal: 0 }, 0, 0, false);
     let mut m: Buf<256> = Buf::new();
     m.push(b"shimlet: cannot start the event loop: ");
@@ -142,6 +159,16 @@ impl<'a> Conmon<'a> {
         if cfg.bundle_sockets() || cfg.conmon {
             let dir = cfg.bundle.unwrap_or(c".");
             self.bundle = Some(ctx(sys::open_dir(dir), b"open bundle")?);
+        }
+        if let Some(host) = cfg.sdnotify.filter(|_| !cfg.exec) {
+            // conmon's place, in the bundle whatever --socket-dir-path says.
+            let dir = match &self.bundle {
+                Some(b) => b.as_fd(),
+                None => sys::cwd(),
+            };
+            let n = ctx(notify::Notify::open(dir, host), b"sd-notify socket BUNDLE/notify/notify.sock")?;
+            ctx(d.poll.add(Token::new(Kind::Front, SLOT, 0, &n.sock), &n.sock, EventFlags::IN), b"epoll_ctl")?;
+            self.notify = Some(n);
         }
         let (out_r, out_w) = ctx(sys::pipe(), b"pipe")?;
         let (err_r, err_w) = ctx(sys::pipe(), b"pipe")?;
@@ -446,6 +473,9 @@ impl<'a> Conmon<'a> {
     }
 
     fn remove_places(&mut self, d: &mut Daemon<'a>) {
+        if let Some(n) = &self.notify {
+            n.remove();
+        }
         if let Some(p) = d.proc(SLOT) {
             p.remove_places();
             if self.cfg.bundle_sockets() {
@@ -497,6 +527,13 @@ impl<'a> Conmon<'a> {
 }
 
 impl<'a> Front<'a> for Conmon<'a> {
+    /// The container's sd-notify socket has datagrams.
+    fn ready(&mut self, d: &mut Daemon<'a>, tok: Token, _ev: EventFlags) {
+        if let Some(n) = self.notify.as_mut().filter(|n| n.sock.as_raw_fd() == tok.fd) {
+            n.relay(&mut d.bufs.io);
+        }
+    }
+
     fn signal(&mut self, d: &mut Daemon<'a>, sig: i32) {
         let timeout = self.cfg.timeout;
         let Some(p) = d.proc(SLOT) else { return };

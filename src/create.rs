@@ -5,8 +5,8 @@
 //! other descriptor is closed (except those the shim inherited for it, in
 //! the kept range: `--preserve-fds`), the signal mask and SIGPIPE
 //! disposition the shim set up are undone, PDEATHSIG ties it to the shim,
-//! and its OOM score adjustment is put back to 0 when the shim protected
-//! itself. The front end builds the
+//! and its OOM score adjustment is put back to the one the shim was given
+//! when the shim protected itself (conmon 2.2's way). The front end builds the
 //! command line (conmon's and containerd's orders differ).
 
 use core::ffi::{c_char, CStr};
@@ -180,7 +180,7 @@ fn child(s: &Spawn, parent: Pid, listen_pid: Option<*mut *mut c_char>) -> ! {
         sys::exit(127);
     }
     if s.reset_oom {
-        sys::set_oom_score_adj(b"0");
+        sys::restore_oom_score_adj();
     }
     let e = s.argv.exec(s.prog);
     // Reaches the shim through the stderr pipe, as the runtime's error.

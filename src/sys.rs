@@ -808,6 +808,29 @@ pub fn set_oom_score_adj(v: &[u8]) -> bool {
     }
 }
 
+/// The oom_score_adj the process had before `protect_from_oom`.
+static mut OOM_BEFORE: ([u8; 12], usize) = ([0; 12], 0);
+
+/// Survive the host's OOM killer before the container does (-1000),
+/// remembering the value the shim was given, which its children get back
+/// (conmon 2.2's way: they get what the manager gave the shim). True when
+/// the protection took.
+pub fn protect_from_oom() -> bool {
+    let mut b = [0u8; 12];
+    let n = read_file(c"/proc/self/oom_score_adj", &mut b).map(|v| crate::buf::trim(v).len()).unwrap_or(0);
+    // SAFETY: written here, in the daemon before any child exists, and
+    // only read afterwards (by children, before they exec).
+    unsafe { *core::ptr::addr_of_mut!(OOM_BEFORE) = (b, n) };
+    set_oom_score_adj(b"-1000")
+}
+
+/// In a child: the oom_score_adj the shim was given back (0 when unknown).
+pub fn restore_oom_score_adj() {
+    // SAFETY: see `protect_from_oom`: nothing writes it any more.
+    let (b, n) = unsafe { *core::ptr::addr_of!(OOM_BEFORE) };
+    set_oom_score_adj(if n > 0 { &b[..n] } else { b"0" });
+}
+
 // ---- eventfd ---------------------------------------------------------------
 
 pub fn eventfd() -> Result<OwnedFd> {

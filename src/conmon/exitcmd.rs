@@ -30,7 +30,7 @@ pub fn run<'a>(cmd: &'a CStr, args: impl Iterator<Item = &'a CStr>, delay: u32) 
         if delay > 0 {
             sys::sleep_ms(delay as u64 * 1000);
         }
-        sys::set_oom_score_adj(b"0");
+        sys::restore_oom_score_adj();
         // An absolute path: no PATH search.
         let _ = argv.exec(cmd);
         sys::exit(127);

@@ -143,7 +143,7 @@ impl<'a> Conmon<'a> {
         // runtime exits, is re-parented to us and reaped here).
         sys::detach();
         // Survive the host's OOM killer before the container does.
-        let reset_oom = sys::set_oom_score_adj(b"-1000");
+        let reset_oom = sys::protect_from_oom();
         // Our stdio is nobody's business: /dev/null, which is also the
         // container's stdin unless it gets a pipe. With passthrough logging
         // the runtime inherits it first, then we let go of it.
@@ -494,10 +494,16 @@ impl<'a> Conmon<'a> {
         }
     }
 
-    /// Podman looks for BUNDLE/oom.
+    /// The OOM files conmon 2.2 makes: BUNDLE/oom (podman 4 looks there)
+    /// and PERSIST_DIR/oom (podman 5 looks there).
     fn mark_oom(&self) {
         if let Some(b) = &self.bundle {
             let _ = sys::openat(b, c"oom", OFlags::CREATE | OFlags::WRONLY, 0o644);
+        }
+        if let Some(dir) = self.cfg.persist_dir {
+            if let Ok(d) = sys::open_dir(dir) {
+                let _ = sys::openat(&d, c"oom", OFlags::CREATE | OFlags::WRONLY, 0o644);
+            }
         }
     }
 

@@ -313,6 +313,7 @@ pub fn delete(a: &Args<'static>) -> c_int {
                 keep_from_3: 0,
                 extra: &[],
                 env: None,
+                own_listen_pid: false,
             }) {
                 sys::wait_for(pid);
             }

@@ -244,7 +244,7 @@ fn job(
     let (err_r, err_w) = sys::pipe().map_err(|_| (UNKNOWN, &b"pipe"[..]))?;
     let prog = argv.words().next().unwrap_or(c"runc");
     let stdio = [stdin.unwrap_or(null.as_fd()), null.as_fd(), err_w.as_fd()];
-    let spawn = Spawn { prog, argv: &argv, stdio, gate: None, reset_oom: false, keep_from_3: 0, extra: &[], env: None };
+    let spawn = Spawn { prog, argv: &argv, stdio, gate: None, reset_oom: false, keep_from_3: 0, extra: &[], env: None, own_listen_pid: false };
     let pid = create::spawn(&spawn).map_err(|_| (UNKNOWN, &b"cannot run the runtime"[..]))?;
     drop(err_w);
     let _ = sys::set_nonblock(&err_r);
@@ -533,6 +533,7 @@ fn launch(
             keep_from_3: 0,
             extra: if spec.is_some() { &extra } else { &[] },
             env: None,
+            own_listen_pid: false,
         };
         create::spawn(&sp).map_err(|_| &b"cannot run the runtime"[..])?
     };

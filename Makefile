@@ -31,7 +31,7 @@ deps-aarch64:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
 
 # Debian packages the tests and the demo run against.
-TEST_PKGS := runc busybox-static conmon podman criu
+TEST_PKGS := runc busybox-static conmon podman criu containerd
 deps-test:
 	@missing=""; for p in $(TEST_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \

@@ -106,7 +106,11 @@ fn size_limit_starts_anew_and_keeps_the_old_file() {
         assert_eq!(numbers(&c.log), want[0], "[{shim}] the log holds the last records");
         assert_eq!(fs::metadata(&c.log).unwrap().len(), want[0].len() as u64 * RECORD, "[{shim}] log size");
         if shim == Shim::Shimlet {
-            assert_eq!(log_family(&c), vec!["ctr.log".to_string(), "ctr.log.1".to_string()], "[{shim}] the old file kept");
+            assert_eq!(
+                log_family(&c),
+                vec!["ctr.log".to_string(), "ctr.log.1".to_string()],
+                "[{shim}] the old file kept"
+            );
             assert_eq!(numbers(&numbered(&c, 1)), want[1], "[{shim}] FILE.1 holds the records before");
         } else {
             assert_eq!(log_family(&c), vec!["ctr.log".to_string()], "[{shim}] conmon keeps nothing beside the log");

@@ -365,7 +365,9 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     root.push(if o.root.is_empty() { b"/run/containerd/runc" } else { o.root });
     root.push(b"/");
     root.push(ns);
-    // What `delete` needs, when the shim is gone.
+    // What `delete` needs, when the shim is gone, if it is not the
+    // default (a page of the file cache, charged to the shim, is saved).
+    let default_runtime = o.binary.is_empty() && o.root.is_empty();
     let mut file = PathBuf::new();
     file.push(bundle);
     file.push(b"/");
@@ -376,7 +378,7 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     content.push(root.as_bytes());
     content.push(b"\n");
     let mut tmp = PathBuf::new();
-    if let Some(f) = file.as_cstr() {
+    if let (false, Some(f)) = (default_runtime, file.as_cstr()) {
         let _ = sys::write_file_atomic(f, &mut tmp, content.as_bytes(), 0o600);
     }
     // The rootfs.

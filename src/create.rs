@@ -96,6 +96,23 @@ pub struct Spawn<'a> {
     pub own_listen_pid: bool,
 }
 
+impl<'a> Spawn<'a> {
+    /// A plain run: `argv` with `stdio`, nothing kept, nothing waited for.
+    pub fn plain(prog: &'a CStr, argv: &'a Argv<'a>, stdio: [BorrowedFd<'a>; 3]) -> Spawn<'a> {
+        Spawn {
+            prog,
+            argv,
+            stdio,
+            gate: None,
+            reset_oom: false,
+            keep_from_3: 0,
+            extra: &[],
+            env: None,
+            own_listen_pid: false,
+        }
+    }
+}
+
 /// The runtime's child runs on this stack until it execs (CLONE_VM: it
 /// shares our memory meanwhile), then the pages are handed back.
 #[repr(C, align(4096))]

@@ -304,17 +304,7 @@ pub fn delete(a: &Args<'static>) -> c_int {
         }
         if let Ok(null) = sys::open(c"/dev/null", OFlags::RDWR, 0) {
             let stdio = [null.as_fd(), null.as_fd(), null.as_fd()];
-            if let Ok(pid) = create::spawn(&Spawn {
-                prog: bin_c,
-                argv: &argv,
-                stdio,
-                gate: None,
-                reset_oom: false,
-                keep_from_3: 0,
-                extra: &[],
-                env: None,
-                own_listen_pid: false,
-            }) {
+            if let Ok(pid) = create::spawn(&Spawn::plain(bin_c, &argv, stdio)) {
                 sys::wait_for(pid);
             }
         }

@@ -119,6 +119,18 @@ fn copy<const N: usize>(b: &[u8]) -> Option<Buf<N>> {
     (b.len() < N && !b.contains(&0) && out.push(b)).then_some(out)
 }
 
+/// The answer to a Create or Exec beyond the table's capacity.
+const FULL: &[u8] = b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full";
+
+/// Reply with runc-v2's "id X: already exists".
+fn already_exists(s: &mut Shim, d: &mut Daemon, r: Reply, id: &[u8]) {
+    let mut m: Buf<200> = Buf::new();
+    m.push(b"id ");
+    m.push(id);
+    m.push(b": already exists");
+    s.fail(d, r, ALREADY_EXISTS, m.as_bytes());
+}
+
 /// Reply with "container not created" or "process does not exist".
 fn missing(s: &mut Shim, d: &mut Daemon, r: Reply, id: &[u8], exec: &[u8]) {
     if exec.is_empty() || find(s, id, b"").is_none() {
@@ -250,18 +262,8 @@ fn job(
     let (err_r, err_w) = sys::pipe().map_err(|_| (UNKNOWN, &b"pipe"[..]))?;
     let prog = argv.words().next().unwrap_or(c"runc");
     let stdio = [stdin.unwrap_or(null.as_fd()), null.as_fd(), err_w.as_fd()];
-    let spawn = Spawn {
-        prog,
-        argv: &argv,
-        stdio,
-        gate: None,
-        reset_oom: false,
-        keep_from_3: 0,
-        extra: &[],
-        env: None,
-        own_listen_pid: false,
-    };
-    let pid = create::spawn(&spawn).map_err(|_| (UNKNOWN, &b"cannot run the runtime"[..]))?;
+    let pid =
+        create::spawn(&Spawn::plain(prog, &argv, stdio)).map_err(|_| (UNKNOWN, &b"cannot run the runtime"[..]))?;
     drop(err_w);
     let _ = sys::set_nonblock(&err_r);
     s.add_job(Job { pid, slot: slot as u16, kind, reply, err: Some(err_r) });
@@ -339,20 +341,9 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
         return s.fail(d, r, UNIMPLEMENTED, b"shimlet: restoring a checkpoint is not supported");
     }
     if find(s, id, b"").is_some() {
-        let mut m: Buf<200> = Buf::new();
-        m.push(b"id ");
-        m.push(id);
-        m.push(b": already exists");
-        return s.fail(d, r, ALREADY_EXISTS, m.as_bytes());
+        return already_exists(s, d, r, id);
     }
-    let Some(slot) = free_slot(s, d) else {
-        return s.fail(
-            d,
-            r,
-            RESOURCE_EXHAUSTED,
-            b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full",
-        );
-    };
+    let Some(slot) = free_slot(s, d) else { return s.fail(d, r, RESOURCE_EXHAUSTED, FULL) };
     let o = opts(options);
     let ns = s.args.namespace.to_bytes();
     let fields = (copy(id), copy(bundle), copy(stdin), copy(stdout), copy(stderr));
@@ -864,20 +855,9 @@ fn exec(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
         _ => {}
     }
     if exec.is_empty() || find(s, id, exec).is_some() {
-        let mut m: Buf<200> = Buf::new();
-        m.push(b"id ");
-        m.push(exec);
-        m.push(b": already exists");
-        return s.fail(d, r, ALREADY_EXISTS, m.as_bytes());
+        return already_exists(s, d, r, exec);
     }
-    let Some(slot) = free_slot(s, d) else {
-        return s.fail(
-            d,
-            r,
-            RESOURCE_EXHAUSTED,
-            b"shimlet: this shim serves at most 64 processes (containers and their execs), and it is full",
-        );
-    };
+    let Some(slot) = free_slot(s, d) else { return s.fail(d, r, RESOURCE_EXHAUSTED, FULL) };
     let (Some(exec_b), Some(in_b), Some(out_b), Some(err_b)) = (copy(exec), copy(stdin), copy(stdout), copy(stderr))
     else {
         return s.fail(d, r, INVALID_ARGUMENT, b"shimlet: an id or path in the request is too long");

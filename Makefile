@@ -29,7 +29,7 @@ deps-aarch64:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
 
 # Debian packages the tests and the demo run against.
-TEST_PKGS := runc busybox-static conmon podman
+TEST_PKGS := runc busybox-static conmon podman containerd
 deps-test:
 	@missing=""; for p in $(TEST_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \

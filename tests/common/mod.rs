@@ -14,6 +14,9 @@
 //! - `fdio`, `files`, `mount`, `bytes`, `rng`, `tools`: descriptors, files,
 //!   tmpfs mounts, byte strings, test data, the binaries the tests run.
 //! - `podman`: the real-podman world (podman suite only).
+//! - `containerd`, `image`, `ttrpc`: a private containerd driven with ctr,
+//!   the locally built busybox image it imports, a raw ttrpc client for the
+//!   shims' sockets (containerd and CRI suites; used as `common::containerd::*`).
 //!
 //! Waits are bounded (poll every 20 ms up to a limit, then panic with a
 //! message saying what was awaited); nothing here measures time.
@@ -25,10 +28,12 @@
 pub mod attach_client;
 pub mod bytes;
 pub mod checks;
+pub mod containerd;
 pub mod ctl;
 pub mod fdio;
 pub mod files;
 pub mod fixture;
+pub mod image;
 pub mod launch;
 pub mod log;
 pub mod mount;
@@ -38,6 +43,7 @@ pub mod pty;
 pub mod rng;
 pub mod status;
 pub mod tools;
+pub mod ttrpc;
 pub mod wait;
 
 // Re-exported for `use common::*`; the same holds as for dead code above.

@@ -17,6 +17,8 @@
 //! - `containerd`, `image`, `ttrpc`: a private containerd driven with ctr,
 //!   the locally built busybox image it imports, a raw ttrpc client for the
 //!   shims' sockets (containerd and CRI suites; used as `common::containerd::*`).
+//! - `cri`: containerd's CRI plugin driven over gRPC as kubelet does, and
+//!   the pause image (CRI suite; used as `common::cri::*`).
 //!
 //! Waits are bounded (poll every 20 ms up to a limit, then panic with a
 //! message saying what was awaited); nothing here measures time.
@@ -29,6 +31,7 @@ pub mod attach_client;
 pub mod bytes;
 pub mod checks;
 pub mod containerd;
+pub mod cri;
 pub mod ctl;
 pub mod fdio;
 pub mod files;

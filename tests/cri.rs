@@ -1,0 +1,600 @@
+//! Kubernetes pods through containerd's CRI plugin: every scenario runs
+//! with containerd's runc-v2 handler (the reference) and then with the
+//! shimlet handler, in the same test and the same containerd. A test drives
+//! the CRI socket as kubelet does (tests/common/cri); pods are on the host
+//! network, their sandbox is the project's pause program, and each half
+//! ends with every pod removed and nothing left (no task, container, shim,
+//! runc state, socket, bundle or cgroup).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::containerd::*;
+use common::cri::*;
+use common::*;
+
+/// Writes one line on each stream, then sleeps as PID 1 of its own pid
+/// namespace: it has no handler for SIGTERM, so the kernel drops it.
+const LOGS_THEN_SLEEP: &str = "echo \"$0-out\"; echo \"$0-err\" >&2; exec sleep 2147483647";
+
+/// Notes each SIGTERM on stdout and goes on.
+const TRAPS_TERM: &str = "trap 'echo got-TERM' TERM; echo ready; while :; do sleep 2147483647 & wait $!; done";
+
+/// Exits 7 on SIGTERM.
+const EXITS_ON_TERM: &str = "trap 'exit 7' TERM; echo ready; while :; do sleep 2147483647 & wait $!; done";
+
+/// Runs `f` for runc-v2, then for shimlet, in one containerd; each half
+/// ends with `finish`.
+fn both(label: &str, f: impl Fn(&CriWorld, Runtime)) {
+    let w = CriWorld::start(label);
+    for rt in Runtime::BOTH {
+        w.cd.begin(rt);
+        f(&w, rt);
+        w.finish(rt);
+    }
+}
+
+/// `sh -c SCRIPT NAME`: the script sees its container's name as $0.
+fn named(w: &CriWorld, pod: &Pod, name: &str, script: &str) -> Ctr {
+    let mut cfg = w.container_config(name, script);
+    cfg.command.push(name.to_string());
+    let c = w.create_container_with(pod, cfg);
+    let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+    w.wait_state(&c, container_state::RUNNING);
+    c
+}
+
+/// Waits until the container's log has `line` on `stream`.
+fn wait_log_line(w: &CriWorld, c: &Ctr, stream: Stream, line: &str) {
+    wait_until_or(
+        &format!("{}{line:?} on {stream:?} in the log of {}", w.cd.tag(), c.name),
+        WAIT,
+        || lines_of(&read_cri_log(&c.log), stream).iter().any(|l| l == line).then_some(()),
+        || format!("{}:\n{}", c.log.display(), String::from_utf8_lossy(&fs::read(&c.log).unwrap_or_default())),
+    );
+}
+
+/// The single shim process of a pod: the parent of the sandbox's and every
+/// container's init, the only shim process in the world's namespace.
+fn pod_shim(w: &CriWorld, pod: &Pod, ctrs: &[&Ctr]) -> i32 {
+    let tag = w.cd.tag();
+    let sandbox = w.pod_pid(pod);
+    let shim = proc_ppid(sandbox).unwrap_or_else(|| panic!("{tag}the sandbox's pid {sandbox} is gone"));
+    for c in ctrs {
+        let pid = w.container_pid(c);
+        assert_eq!(
+            proc_ppid(pid),
+            Some(shim),
+            "{tag}{}'s init {pid} is not a child of the process {shim} that runs the sandbox",
+            c.name
+        );
+    }
+    let exe = fs::read_link(format!("/proc/{shim}/exe")).map(|p| p.display().to_string()).unwrap_or_default();
+    let want = match pod.rt {
+        Runtime::RuncV2 => "containerd-shim-runc-v2".to_string(),
+        Runtime::Shimlet => fs::canonicalize(Runtime::Shimlet.binary())
+            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    assert!(exe.ends_with(&want), "{tag}the parent {shim} of the pod's processes runs {exe:?}, not the shim {want}");
+    let shims = w.cd.shim_processes(pod.rt);
+    assert_eq!(shims, vec![shim], "{tag}shim processes in the namespace: want only the pod's");
+    shim
+}
+
+/// A file of a container's cgroup (v1: in `controller`'s hierarchy; v2:
+/// the unified one).
+fn cgroup_file(w: &CriWorld, c: &Ctr, controller: &str, v1: &str, v2: &str) -> String {
+    let rel = w.cd.cgroup(&c.id);
+    let rel = rel.trim_start_matches('/');
+    let v1p = Path::new("/sys/fs/cgroup").join(controller).join(rel).join(v1);
+    let p = if Path::new("/sys/fs/cgroup").join(controller).is_dir() {
+        v1p
+    } else {
+        Path::new("/sys/fs/cgroup").join(rel).join(v2)
+    };
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}read {}: {e}", w.cd.tag(), p.display())).trim().to_string()
+}
+
+#[test]
+fn pod_with_two_containers_is_served_by_one_shim() {
+    both("cri-pod", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "pod");
+        let (_, info) = w.pod_status_verbose(&pod);
+        assert_eq!(info["runtimeHandler"], handler(rt), "{tag}verbose info: {info}");
+        // The sandbox is the pause program (once runc's init has exec'd it:
+        // runc start returns when the init is released, not after its exec).
+        let sandbox = w.pod_pid(&pod);
+        wait_until_or(
+            &format!("{tag}the sandbox {sandbox} to run the pause program"),
+            WAIT,
+            || (comm(sandbox) == "pause").then_some(()),
+            || format!("it runs {:?}", comm(sandbox)),
+        );
+        let a = named(w, &pod, "a", LOGS_THEN_SLEEP);
+        let b = named(w, &pod, "b", TRAPS_TERM);
+        let listed = w.list_containers(&pod);
+        let mut names: Vec<(String, i32)> =
+            listed.iter().map(|c| (c.metadata.clone().unwrap_or_default().name, c.state)).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![("a".to_string(), container_state::RUNNING), ("b".to_string(), container_state::RUNNING)],
+            "{tag}ListContainers of the pod"
+        );
+        let shim = pod_shim(w, &pod, &[&a, &b]);
+
+        // StopPodSandbox: containers killed, sandbox killed, the shim gone,
+        // no task and no runc state; the containers stay until removal.
+        w.stop_pod(&pod);
+        for c in [&a, &b] {
+            let st = w.status(c);
+            assert_eq!(st.state, container_state::EXITED, "{tag}{} after StopPodSandbox: {st:?}", c.name);
+            assert_eq!(st.exit_code, 137, "{tag}{} killed by StopPodSandbox: {st:?}", c.name);
+        }
+        assert_eq!(w.pod_status(&pod).state, sandbox_state::NOTREADY, "{tag}pod after StopPodSandbox");
+        wait_until(&format!("{tag}the pod's shim {shim} to exit after StopPodSandbox"), WAIT, || {
+            (!pid_alive(shim)).then_some(())
+        });
+        reap_orphans();
+        assert!(w.cd.tasks().is_empty(), "{tag}tasks after StopPodSandbox: {:?}", w.cd.tasks());
+        assert!(w.runc_state().is_empty(), "{tag}runc state after StopPodSandbox: {:?}", w.runc_state());
+        assert_eq!(w.cd.containers().len(), 3, "{tag}containers before RemovePodSandbox: {:?}", w.cd.containers());
+
+        // RemovePodSandbox: the pod and its containers are forgotten.
+        w.remove_pod(&pod);
+        let e = w
+            .try_rpc::<_, PodSandboxStatusResponse>(
+                "PodSandboxStatus",
+                &PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: false },
+            )
+            .expect_err("PodSandboxStatus after RemovePodSandbox");
+        assert_eq!(e.code, 5, "{tag}PodSandboxStatus after RemovePodSandbox: {e}");
+        assert!(w.cd.containers().is_empty(), "{tag}containers after RemovePodSandbox: {:?}", w.cd.containers());
+    });
+}
+
+#[test]
+fn exec_sync_exit_code_output_and_timeout() {
+    both("cri-exec", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "exec");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+
+        let r = w.exec_ok(&c, &["sh", "-c", "echo to-out; echo to-err >&2; exit 3"]);
+        assert_eq!(
+            (r.exit_code, String::from_utf8_lossy(&r.stdout).as_ref(), String::from_utf8_lossy(&r.stderr).as_ref()),
+            (3, "to-out\n", "to-err\n"),
+            "{tag}ExecSync exit code, stdout, stderr"
+        );
+
+        // 256 KiB of every byte value, through the exec's stdout FIFO.
+        let r = w.exec_ok(&c, &["cat", BYTES_PATH]);
+        let want = binary_payload();
+        assert_eq!(r.exit_code, 0, "{tag}cat {BYTES_PATH}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(
+            r.stdout == want,
+            "{tag}ExecSync stdout of cat {BYTES_PATH}: {} bytes (fnv {:x}), want {} (fnv {:x})",
+            r.stdout.len(),
+            fnv64(&r.stdout),
+            want.len(),
+            fnv64(&want)
+        );
+
+        // The timeout: DEADLINE_EXCEEDED, and the exec is killed.
+        let e = w.exec(&c, &["sleep", "31"], 1).expect_err("ExecSync of sleep 31 with timeout 1 s");
+        assert_eq!(e.code, 4, "{tag}ExecSync past its timeout: {e}");
+        let sleeper = || {
+            w.cd.cgroup_pids(Some(&c.id))
+                .into_iter()
+                .filter(|&p| proc_cmdline(p).trim() == "sleep 31")
+                .collect::<Vec<_>>()
+        };
+        wait_until_or(
+            &format!("{tag}the timed-out exec (sleep 31) to be killed"),
+            WAIT,
+            || sleeper().is_empty().then_some(()),
+            || format!("still there: {:?}", sleeper()),
+        );
+
+        // A program that does not exist: an error, not a hang.
+        let e = w.exec(&c, &["/nonexistent"], 10).expect_err("ExecSync of /nonexistent");
+        assert!(e.code == 2 && e.message.contains("no such file or directory"), "{tag}ExecSync of /nonexistent: {e}");
+
+        // The container is unharmed and still takes execs.
+        let r = w.exec_ok(&c, &["echo", "again"]);
+        assert_eq!((r.exit_code, r.stdout.as_slice()), (0, &b"again\n"[..]), "{tag}ExecSync after the failures");
+        assert_eq!(w.status(&c).state, container_state::RUNNING, "{tag}the container after the execs");
+    });
+}
+
+#[test]
+fn container_stats_and_list_container_stats() {
+    both("cri-stats", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "stats");
+        // Some CPU and some memory of its own.
+        let busy = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; x=$(head -c 1000000 /data/bytes.bin | wc -c); \
+                    echo ready; exec sleep 2147483647";
+        let a = named(w, &pod, "a", busy);
+        let b = named(w, &pod, "b", busy);
+        wait_log_line(w, &a, Stream::Stdout, "ready");
+        wait_log_line(w, &b, Stream::Stdout, "ready");
+
+        let check = |s: &ContainerStats, c: &Ctr, what: &str| {
+            let id = s.attributes.as_ref().map(|a| a.id.as_str()).unwrap_or("");
+            assert_eq!(id, c.id, "{tag}{what}: attributes.id");
+            let cpu = s.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds.as_ref()).map(|v| v.value).unwrap_or(0);
+            let ws = s.memory.as_ref().and_then(|m| m.working_set_bytes.as_ref()).map(|v| v.value).unwrap_or(0);
+            assert!(cpu > 0, "{tag}{what} of {}: no CPU usage: {s:?}", c.name);
+            assert!(ws > 0, "{tag}{what} of {}: no working set: {s:?}", c.name);
+        };
+        for c in [&a, &b] {
+            let r: ContainerStatsResponse = w.rpc("ContainerStats", &ContainerIdRequest { container_id: c.id.clone() });
+            let s = r.stats.unwrap_or_else(|| panic!("{tag}ContainerStats of {} has no stats", c.name));
+            check(&s, c, "ContainerStats");
+        }
+        let r: ListContainerStatsResponse = w.rpc(
+            "ListContainerStats",
+            &ListContainerStatsRequest {
+                filter: Some(ContainerStatsFilter { id: String::new(), pod_sandbox_id: pod.id.clone() }),
+            },
+        );
+        assert_eq!(r.stats.len(), 2, "{tag}ListContainerStats of the pod: {:?}", r.stats);
+        for c in [&a, &b] {
+            let s = r
+                .stats
+                .iter()
+                .find(|s| s.attributes.as_ref().map(|a| a.id == c.id).unwrap_or(false))
+                .unwrap_or_else(|| panic!("{tag}ListContainerStats lacks {}: {:?}", c.name, r.stats));
+            check(s, c, "ListContainerStats");
+        }
+    });
+}
+
+#[test]
+fn logs_in_k8s_file_format_and_reopen() {
+    both("cri-logs", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "logs");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+        assert_eq!(w.status(&c).log_path, c.log.display().to_string(), "{tag}ContainerStatus.log_path");
+        wait_log_line(w, &c, Stream::Stdout, "c-out");
+        wait_log_line(w, &c, Stream::Stderr, "c-err");
+        let mut recs: Vec<(Stream, bool, String)> =
+            read_cri_log(&c.log).into_iter().map(|r| (r.stream, r.partial, r.line)).collect();
+        recs.sort_by_key(|r| r.2.clone());
+        assert_eq!(
+            recs,
+            [(Stream::Stderr, false, "c-err".to_string()), (Stream::Stdout, false, "c-out".to_string())],
+            "{tag}the records of {}",
+            c.log.display()
+        );
+
+        // Lines written later by the container's own stdio (an exec writes
+        // into its init's descriptors), and a long one in P/F parts.
+        let long = "x".repeat(20_000);
+        let r = w.exec_ok(
+            &c,
+            &[
+                "sh",
+                "-c",
+                "echo more-out > /proc/1/fd/1; echo more-err > /proc/1/fd/2; head -c 20000 /dev/zero | tr '\\0' x > /proc/1/fd/1; echo > /proc/1/fd/1",
+            ],
+        );
+        assert_eq!(r.exit_code, 0, "{tag}writing to the init's stdio: {}", String::from_utf8_lossy(&r.stderr));
+        wait_log_line(w, &c, Stream::Stdout, "more-out");
+        wait_log_line(w, &c, Stream::Stderr, "more-err");
+        let joined = wait_until(&format!("{tag}the 20,000-byte line in the log"), WAIT, || {
+            let recs = read_cri_log(&c.log);
+            let mut line = String::new();
+            for r in recs.iter().filter(|r| r.stream == Stream::Stdout) {
+                line.push_str(&r.line);
+                if !r.partial {
+                    if line.len() >= 20_000 {
+                        return Some((line, recs.iter().filter(|r| r.partial).count()));
+                    }
+                    line.clear();
+                }
+            }
+            None
+        });
+        assert_eq!(joined.0, long, "{tag}the long line, joined from its P records and its F record");
+        assert!(joined.1 >= 1, "{tag}a 20,000-byte line must be split (16 KiB maximum): no P record");
+
+        // ReopenContainerLog: the old file is moved away, the CRI opens a new
+        // one at log_path, and new lines go there only.
+        let old = c.log.with_extension("log.1");
+        fs::rename(&c.log, &old).unwrap();
+        let _: Empty = w.rpc("ReopenContainerLog", &ContainerIdRequest { container_id: c.id.clone() });
+        assert!(c.log.is_file(), "{tag}ReopenContainerLog did not create {}", c.log.display());
+        let r = w.exec_ok(&c, &["sh", "-c", "echo after-out > /proc/1/fd/1; echo after-err > /proc/1/fd/2"]);
+        assert_eq!(r.exit_code, 0, "{tag}writing after the reopen: {}", String::from_utf8_lossy(&r.stderr));
+        wait_log_line(w, &c, Stream::Stdout, "after-out");
+        wait_log_line(w, &c, Stream::Stderr, "after-err");
+        let mut new: Vec<String> = read_cri_log(&c.log).into_iter().map(|r| r.line).collect();
+        new.sort();
+        assert_eq!(new, ["after-err", "after-out"], "{tag}the new log holds only the lines written after the reopen");
+        let old_recs = read_cri_log(&old);
+        assert!(
+            !old_recs.iter().any(|r| r.line.starts_with("after-")),
+            "{tag}lines written after the reopen went to the old file: {old_recs:?}"
+        );
+    });
+}
+
+#[test]
+fn update_container_resources() {
+    both("cri-upd", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "update");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+        let mib64 = 64 * 1024 * 1024;
+        let _: Empty = w.rpc(
+            "UpdateContainerResources",
+            &UpdateContainerResourcesRequest {
+                container_id: c.id.clone(),
+                linux: Some(LinuxContainerResources {
+                    cpu_period: 100_000,
+                    cpu_quota: 50_000,
+                    cpu_shares: 512,
+                    memory_limit_in_bytes: mib64,
+                    ..Default::default()
+                }),
+            },
+        );
+        // What the runtime applied to the container's cgroup.
+        let mem = cgroup_file(w, &c, "memory", "memory.limit_in_bytes", "memory.max");
+        assert_eq!(mem, mib64.to_string(), "{tag}memory limit in the container's cgroup");
+        let shares = cgroup_file(w, &c, "cpu", "cpu.shares", "cpu.weight");
+        let quota = cgroup_file(w, &c, "cpu", "cpu.cfs_quota_us", "cpu.max");
+        if Path::new("/sys/fs/cgroup/cpu").is_dir() {
+            assert_eq!((shares.as_str(), quota.as_str()), ("512", "50000"), "{tag}cpu.shares, cpu.cfs_quota_us");
+        } else {
+            assert_eq!(quota, "50000 100000", "{tag}cpu.max");
+        }
+        let st = w.status(&c);
+        let lim = st.resources.and_then(|r| r.linux).map(|l| l.memory_limit_in_bytes).unwrap_or(0);
+        assert_eq!(lim, mib64, "{tag}ContainerStatus.resources after the update");
+        // Still running, and the limit holds inside too.
+        let r = w.exec_ok(&c, &["echo", "fine"]);
+        assert_eq!(r.exit_code, 0, "{tag}exec after the update");
+    });
+}
+
+#[test]
+fn stop_container_term_then_kill() {
+    both("cri-stop", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "stop");
+        let ignores = named(w, &pod, "ignores", LOGS_THEN_SLEEP);
+        let notes = named(w, &pod, "notes", TRAPS_TERM);
+        let exits = named(w, &pod, "exits", EXITS_ON_TERM);
+        let done = named(w, &pod, "done", "echo finished");
+        for c in [&notes, &exits] {
+            wait_log_line(w, c, Stream::Stdout, "ready");
+        }
+
+        // A container that ends by itself: exit 0, Completed.
+        let st = w.wait_state(&done, container_state::EXITED);
+        assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"), "{tag}a container that exited 0: {st:?}");
+
+        // SIGTERM ends it: its own exit code.
+        w.stop_container(&exits, 30);
+        let st = w.status(&exits);
+        assert_eq!(
+            (st.state, st.exit_code, st.reason.as_str()),
+            (container_state::EXITED, 7, "Error"),
+            "{tag}a container that exits 7 on SIGTERM, after StopContainer: {st:?}"
+        );
+
+        // SIGTERM ignored (PID 1 without a handler), then SIGKILL: 137.
+        w.stop_container(&ignores, 2);
+        let st = w.status(&ignores);
+        assert_eq!(
+            (st.state, st.exit_code, st.reason.as_str()),
+            (container_state::EXITED, 137, "Error"),
+            "{tag}a container that ignores SIGTERM, after StopContainer(timeout 2): {st:?}"
+        );
+
+        // SIGTERM caught and survived, then SIGKILL: 137, and the log shows
+        // that the SIGTERM came first.
+        w.stop_container(&notes, 2);
+        let st = w.status(&notes);
+        assert_eq!(
+            (st.state, st.exit_code),
+            (container_state::EXITED, 137),
+            "{tag}a container that survives SIGTERM, after StopContainer(timeout 2): {st:?}"
+        );
+        wait_log_line(w, &notes, Stream::Stdout, "got-TERM");
+
+        // The sandbox is unaffected.
+        assert_eq!(w.pod_status(&pod).state, sandbox_state::READY, "{tag}the pod after its containers stopped");
+    });
+}
+
+#[test]
+fn killing_the_shim_marks_the_pods_containers_exited() {
+    both("cri-kill", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "kill");
+        let a = named(w, &pod, "a", LOGS_THEN_SLEEP);
+        let b = named(w, &pod, "b", TRAPS_TERM);
+        let shim = pod_shim(w, &pod, &[&a, &b]);
+        let pids = [w.pod_pid(&pod), w.container_pid(&a), w.container_pid(&b)];
+        let sock = w.cd.shim_socket(&pod.id);
+        kill(shim, libc::SIGKILL);
+        wait_until(&format!("{tag}the shim {shim} to die"), WAIT, || (!pid_alive(shim)).then_some(()));
+        reap_orphans();
+        for c in [&a, &b] {
+            // The CRI's Wait on the task fails with the connection: exit
+            // code 255 (as with runc-v2).
+            let st = w.wait_state(c, container_state::EXITED);
+            assert_eq!(
+                (st.exit_code, st.reason.as_str()),
+                (255, "Error"),
+                "{tag}{} after its shim was killed: {st:?}",
+                c.name
+            );
+        }
+        w.wait_pod_state(&pod, sandbox_state::NOTREADY);
+        for p in pids {
+            wait_until(&format!("{tag}the pod's process {p} to be gone after its shim died"), WAIT, || {
+                reap_orphans();
+                (!pid_alive(p)).then_some(())
+            });
+        }
+        // A dead shim cannot remove its socket (runc-v2 leaves it): it must
+        // refuse connections; the next shim to bind the name replaces it.
+        if sock.exists() {
+            let e = std::os::unix::net::UnixStream::connect(&sock).err();
+            assert_eq!(
+                e.as_ref().and_then(|e| e.raw_os_error()),
+                Some(libc::ECONNREFUSED),
+                "{tag}the dead shim's socket {}: {e:?}",
+                sock.display()
+            );
+            fs::remove_file(&sock).unwrap();
+        }
+    });
+}
+
+/// Logs one line on each stream, then waits for a line on the FIFO
+/// /tmp/go (written from the host through /proc/PID/root) and logs it.
+const LOGS_THEN_RELAYS: &str = "echo \"$0-out\"; echo \"$0-err\" >&2; mkfifo /tmp/go; read x < /tmp/go; echo \"$x\"; \
+                                exec sleep 2147483647";
+
+#[test]
+fn containerd_restart_leaves_the_pod_running() {
+    both("cri-rst", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "restart");
+        let a = named(w, &pod, "a", LOGS_THEN_RELAYS);
+        let b = named(w, &pod, "b", TRAPS_TERM);
+        wait_log_line(w, &a, Stream::Stderr, "a-err");
+        wait_log_line(w, &b, Stream::Stdout, "ready");
+        let shim = pod_shim(w, &pod, &[&a, &b]);
+        let pids = (w.pod_pid(&pod), w.container_pid(&a), w.container_pid(&b));
+        let go = format!("/proc/{}/root/tmp/go", pids.1);
+        wait_until(&format!("{tag}{go} to be made"), WAIT, || Path::new(&go).exists().then_some(()));
+
+        // containerd down: the container writes a line nobody reads yet.
+        w.cd.stop_daemon();
+        assert!(pid_alive(shim), "{tag}the shim {shim} exited with containerd");
+        fs::write(&go, "written-while-containerd-was-down\n").unwrap();
+        w.restart();
+
+        assert_eq!(w.pod_status(&pod).state, sandbox_state::READY, "{tag}the pod after a containerd restart");
+        for c in [&a, &b] {
+            let st = w.status(c);
+            assert_eq!(st.state, container_state::RUNNING, "{tag}{} after a containerd restart: {st:?}", c.name);
+        }
+        assert_eq!((w.pod_pid(&pod), w.container_pid(&a), w.container_pid(&b)), pids, "{tag}pids after the restart");
+        assert_eq!(pod_shim(w, &pod, &[&a, &b]), shim, "{tag}the pod's shim after the restart");
+
+        // The shim still serves the pod: the output held in the FIFO
+        // reaches the log, exec, stats, a stop with its exit code.
+        wait_log_line(w, &a, Stream::Stdout, "written-while-containerd-was-down");
+        let r = w.exec_ok(&a, &["sh", "-c", "echo alive; echo later > /proc/1/fd/1"]);
+        assert_eq!((r.exit_code, r.stdout.as_slice()), (0, &b"alive\n"[..]), "{tag}ExecSync after the restart");
+        wait_log_line(w, &a, Stream::Stdout, "later");
+        let s: ContainerStatsResponse = w.rpc("ContainerStats", &ContainerIdRequest { container_id: a.id.clone() });
+        assert!(
+            s.stats.and_then(|s| s.memory).and_then(|m| m.working_set_bytes).map(|v| v.value).unwrap_or(0) > 0,
+            "{tag}ContainerStats after the restart has no working set"
+        );
+        w.stop_container(&b, 2);
+        let st = w.status(&b);
+        assert_eq!(
+            (st.state, st.exit_code),
+            (container_state::EXITED, 137),
+            "{tag}StopContainer after the restart: {st:?}"
+        );
+        wait_log_line(w, &b, Stream::Stdout, "got-TERM");
+    });
+}
+
+// Probes: kubelet runs liveness and readiness execs of several containers
+// at once, each on its own stream; every exec gets its own output and exit
+// code back.
+#[test]
+fn concurrent_exec_syncs() {
+    both("cri-cexec", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "cexec");
+        let a = named(w, &pod, "a", LOGS_THEN_SLEEP);
+        let b = named(w, &pod, "b", LOGS_THEN_SLEEP);
+        let sock = w.cd.sock.clone();
+        let failures: Vec<String> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..6)
+                .map(|t| {
+                    let (sock, id) = (sock.clone(), if t % 2 == 0 { a.id.clone() } else { b.id.clone() });
+                    sc.spawn(move || {
+                        let mut bad = vec![];
+                        let mut g = match Grpc::connect(&sock, CALL_TIMEOUT) {
+                            Ok(g) => g,
+                            Err(e) => return vec![format!("thread {t}: connect: {e}")],
+                        };
+                        for j in 0..8 {
+                            let req = ExecSyncRequest {
+                                container_id: id.clone(),
+                                cmd: vec![
+                                    "sh".into(),
+                                    "-c".into(),
+                                    format!("echo o{t}-{j}; echo e{t}-{j} >&2; exit {}", j % 5),
+                                ],
+                                timeout: 30,
+                            };
+                            match g.call::<_, ExecSyncResponse>(&format!("{RUNTIME}ExecSync"), &req) {
+                                Ok(r) => {
+                                    let got = (r.exit_code, r.stdout.clone(), r.stderr.clone());
+                                    let want =
+                                        (j % 5, format!("o{t}-{j}\n").into_bytes(), format!("e{t}-{j}\n").into_bytes());
+                                    if got != want {
+                                        bad.push(format!("thread {t} exec {j}: got {got:?}, want {want:?}"));
+                                    }
+                                }
+                                Err(e) => bad.push(format!("thread {t} exec {j}: {e}")),
+                            }
+                        }
+                        bad
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| vec!["a thread panicked".into()])).collect()
+        });
+        assert!(failures.is_empty(), "{tag}concurrent ExecSyncs:\n{}\n{}", failures.join("\n"), w.cd.log_tail());
+        for c in [&a, &b] {
+            assert_eq!(w.status(c).state, container_state::RUNNING, "{tag}{} after the execs", c.name);
+        }
+    });
+}
+
+#[test]
+fn oom_kill_gives_reason_oom_killed() {
+    both("cri-oom", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "oom");
+        // tail keeps the last 150 MB of its input: far past the 32 MiB limit.
+        // sh exits with the killed tail's status, 137.
+        let mut cfg = w.container_config("hog", "head -c 200000000 /dev/zero | tail -c 150000000 > /dev/null");
+        if let Some(l) = cfg.linux.as_mut() {
+            l.resources = Some(LinuxContainerResources { memory_limit_in_bytes: 32 << 20, ..Default::default() });
+        }
+        let c = w.create_container_with(&pod, cfg);
+        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+        let st = w.wait_state(&c, container_state::EXITED);
+        // The reason comes from the shim's /tasks/oom event; it may follow
+        // the exit.
+        let st = poll_for(WAIT, || Some(w.status(&c)).filter(|s| s.reason == "OOMKilled")).unwrap_or(st);
+        assert_eq!(
+            (st.exit_code, st.reason.as_str()),
+            (137, "OOMKilled"),
+            "{tag}a container past its memory limit: {st:?}\n{}",
+            w.cd.log_tail()
+        );
+    });
+}

@@ -157,6 +157,24 @@ fn pod_with_two_containers_is_served_by_one_shim() {
     });
 }
 
+// A pod with many sidecars: containerd opens one ttrpc connection per task
+// (the sandbox and each container) to the pod's one shim, and keeps it
+// until the task is deleted.
+#[test]
+fn pod_with_twelve_containers() {
+    both("cri-many", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "many");
+        let ctrs: Vec<Ctr> = (0..12).map(|i| named(w, &pod, &format!("c{i}"), LOGS_THEN_SLEEP)).collect();
+        let refs: Vec<&Ctr> = ctrs.iter().collect();
+        pod_shim(w, &pod, &refs);
+        for c in &ctrs {
+            let r = w.exec_ok(c, &["echo", &c.name]);
+            assert_eq!(r.stdout, format!("{}\n", c.name).into_bytes(), "{tag}ExecSync in {}", c.name);
+        }
+    });
+}
+
 #[test]
 fn exec_sync_exit_code_output_and_timeout() {
     both("cri-exec", |w, rt| {
@@ -220,7 +238,15 @@ fn container_stats_and_list_container_stats() {
         let busy = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; x=$(head -c 1000000 /data/bytes.bin | wc -c); \
                     echo ready; exec sleep 2147483647";
         let a = named(w, &pod, "a", busy);
-        let b = named(w, &pod, "b", busy);
+        // b has a memory limit: available_bytes = limit - working set.
+        let limit = 64u64 << 20;
+        let mut cfg = w.container_config("b", busy);
+        cfg.command.push("b".into());
+        if let Some(l) = cfg.linux.as_mut() {
+            l.resources = Some(LinuxContainerResources { memory_limit_in_bytes: limit as i64, ..Default::default() });
+        }
+        let b = w.create_container_with(&pod, cfg);
+        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: b.id.clone() });
         wait_log_line(w, &a, Stream::Stdout, "ready");
         wait_log_line(w, &b, Stream::Stdout, "ready");
 
@@ -228,9 +254,24 @@ fn container_stats_and_list_container_stats() {
             let id = s.attributes.as_ref().map(|a| a.id.as_str()).unwrap_or("");
             assert_eq!(id, c.id, "{tag}{what}: attributes.id");
             let cpu = s.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds.as_ref()).map(|v| v.value).unwrap_or(0);
-            let ws = s.memory.as_ref().and_then(|m| m.working_set_bytes.as_ref()).map(|v| v.value).unwrap_or(0);
+            let mem = |f: fn(&MemoryUsage) -> &Option<UInt64Value>| {
+                s.memory.as_ref().and_then(|m| f(m).as_ref()).map(|v| v.value).unwrap_or(0)
+            };
+            let (ws, usage, rss, faults) = (
+                mem(|m| &m.working_set_bytes),
+                mem(|m| &m.usage_bytes),
+                mem(|m| &m.rss_bytes),
+                mem(|m| &m.page_faults),
+            );
             assert!(cpu > 0, "{tag}{what} of {}: no CPU usage: {s:?}", c.name);
-            assert!(ws > 0, "{tag}{what} of {}: no working set: {s:?}", c.name);
+            assert!(ws > 0 && usage >= ws, "{tag}{what} of {}: working set {ws}, usage {usage}: {s:?}", c.name);
+            assert!(rss > 0 && faults > 0, "{tag}{what} of {}: rss {rss}, page faults {faults}: {s:?}", c.name);
+            let avail = mem(|m| &m.available_bytes);
+            if c.name == "b" {
+                assert_eq!(avail, limit - ws, "{tag}{what} of b: available bytes under a {limit}-byte limit: {s:?}");
+            } else {
+                assert_eq!(avail, 0, "{tag}{what} of a: available bytes with no limit: {s:?}");
+            }
         };
         for c in [&a, &b] {
             let r: ContainerStatsResponse = w.rpc("ContainerStats", &ContainerIdRequest { container_id: c.id.clone() });
@@ -251,6 +292,28 @@ fn container_stats_and_list_container_stats() {
                 .find(|s| s.attributes.as_ref().map(|a| a.id == c.id).unwrap_or(false))
                 .unwrap_or_else(|| panic!("{tag}ListContainerStats lacks {}: {:?}", c.name, r.stats));
             check(s, c, "ListContainerStats");
+        }
+
+        // PodSandboxStats (kubelet's CRI stats provider): the sandbox's own
+        // metrics and process count from the shim (Stats, Pids), and the
+        // containers'.
+        let r: PodSandboxStatsResponse =
+            w.rpc("PodSandboxStats", &PodSandboxStatsRequest { pod_sandbox_id: pod.id.clone() });
+        let l = r.stats.and_then(|s| s.linux).unwrap_or_else(|| panic!("{tag}PodSandboxStats has no linux stats"));
+        let cpu = l.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds.as_ref()).map(|v| v.value).unwrap_or(0);
+        let ws = l.memory.as_ref().and_then(|m| m.working_set_bytes.as_ref()).map(|v| v.value).unwrap_or(0);
+        let procs = l.process.as_ref().and_then(|p| p.process_count.as_ref()).map(|v| v.value).unwrap_or(0);
+        assert!(
+            cpu > 0 && ws > 0 && procs >= 1,
+            "{tag}PodSandboxStats: cpu {cpu}, working set {ws}, processes {procs}"
+        );
+        for c in [&a, &b] {
+            let s = l
+                .containers
+                .iter()
+                .find(|s| s.attributes.as_ref().map(|a| a.id == c.id).unwrap_or(false))
+                .unwrap_or_else(|| panic!("{tag}PodSandboxStats lacks {}: {:?}", c.name, l.containers));
+            check(s, c, "PodSandboxStats");
         }
     });
 }
@@ -322,6 +385,21 @@ fn logs_in_k8s_file_format_and_reopen() {
         assert!(
             !old_recs.iter().any(|r| r.line.starts_with("after-")),
             "{tag}lines written after the reopen went to the old file: {old_recs:?}"
+        );
+
+        // A terminal: one stream (the pty's), both lines on stdout, the
+        // terminal's \r\n line ends become plain lines.
+        let mut cfg = w.container_config("t", LOGS_THEN_SLEEP);
+        cfg.command.push("t".into());
+        cfg.tty = true;
+        let t = w.create_container_with(&pod, cfg);
+        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: t.id.clone() });
+        wait_log_line(w, &t, Stream::Stdout, "t-out");
+        wait_log_line(w, &t, Stream::Stdout, "t-err");
+        let recs = read_cri_log(&t.log);
+        assert!(
+            recs.iter().all(|r| r.stream == Stream::Stdout && !r.line.contains('\r')),
+            "{tag}a terminal container's log: {recs:?}"
         );
     });
 }
@@ -411,8 +489,23 @@ fn stop_container_term_then_kill() {
         );
         wait_log_line(w, &notes, Stream::Stdout, "got-TERM");
 
-        // The sandbox is unaffected.
+        // The sandbox is unaffected, and the pod's shim, told to shut down
+        // after each container's deletion, still serves the pod: removed
+        // containers are forgotten, a new one joins the same shim.
         assert_eq!(w.pod_status(&pod).state, sandbox_state::READY, "{tag}the pod after its containers stopped");
+        for c in [&done, &exits] {
+            let _: Empty = w.rpc("RemoveContainer", &ContainerIdRequest { container_id: c.id.clone() });
+            let e = w
+                .try_rpc::<_, ContainerStatusResponse>(
+                    "ContainerStatus",
+                    &ContainerStatusRequest { container_id: c.id.clone(), verbose: false },
+                )
+                .expect_err("ContainerStatus after RemoveContainer");
+            assert_eq!(e.code, 5, "{tag}ContainerStatus of {} after RemoveContainer: {e}", c.name);
+        }
+        let again = named(w, &pod, "again", LOGS_THEN_SLEEP);
+        wait_log_line(w, &again, Stream::Stdout, "again-out");
+        pod_shim(w, &pod, &[&again]);
     });
 }
 
@@ -467,6 +560,34 @@ fn killing_the_shim_marks_the_pods_containers_exited() {
 const LOGS_THEN_RELAYS: &str = "echo \"$0-out\"; echo \"$0-err\" >&2; mkfifo /tmp/go; read x < /tmp/go; echo \"$x\"; \
                                 exec sleep 2147483647";
 
+/// Waits for a line on the FIFO /tmp/go, then exits 5.
+const EXITS_ON_LINE: &str = "mkfifo /tmp/go; echo ready; read x < /tmp/go; exit 5";
+
+// The pause process dies (OOM, a stray kill): the CRI sees the sandbox's
+// exit through the shim and marks the pod NOTREADY, while the shim goes on
+// serving the containers, which keep running until kubelet stops the pod.
+#[test]
+fn sandbox_death_marks_the_pod_not_ready() {
+    both("cri-sbx", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "sbx");
+        let a = named(w, &pod, "a", LOGS_THEN_SLEEP);
+        let shim = pod_shim(w, &pod, &[&a]);
+        let pause = w.pod_pid(&pod);
+        kill(pause, libc::SIGKILL);
+        w.wait_pod_state(&pod, sandbox_state::NOTREADY);
+        assert!(pid_alive(shim), "{tag}the pod's shim exited with its sandbox");
+        assert_eq!(w.status(&a).state, container_state::RUNNING, "{tag}the container after its sandbox died");
+        let r = w.exec_ok(&a, &["echo", "still"]);
+        assert_eq!((r.exit_code, r.stdout.as_slice()), (0, &b"still\n"[..]), "{tag}ExecSync after the sandbox died");
+        // kubelet's next step: the pod is stopped (the container killed).
+        w.stop_pod(&pod);
+        let st = w.status(&a);
+        assert_eq!((st.state, st.exit_code), (container_state::EXITED, 137), "{tag}a after StopPodSandbox: {st:?}");
+        wait_until(&format!("{tag}the pod's shim {shim} to exit"), WAIT, || (!pid_alive(shim)).then_some(()));
+    });
+}
+
 #[test]
 fn containerd_restart_leaves_the_pod_running() {
     both("cri-rst", |w, rt| {
@@ -474,18 +595,35 @@ fn containerd_restart_leaves_the_pod_running() {
         let pod = w.run_pod(rt, "restart");
         let a = named(w, &pod, "a", LOGS_THEN_RELAYS);
         let b = named(w, &pod, "b", TRAPS_TERM);
+        let e = named(w, &pod, "e", EXITS_ON_LINE);
         wait_log_line(w, &a, Stream::Stderr, "a-err");
         wait_log_line(w, &b, Stream::Stdout, "ready");
-        let shim = pod_shim(w, &pod, &[&a, &b]);
+        let shim = pod_shim(w, &pod, &[&a, &b, &e]);
         let pids = (w.pod_pid(&pod), w.container_pid(&a), w.container_pid(&b));
-        let go = format!("/proc/{}/root/tmp/go", pids.1);
-        wait_until(&format!("{tag}{go} to be made"), WAIT, || Path::new(&go).exists().then_some(()));
+        let e_pid = w.container_pid(&e);
+        let fifo = |pid: i32| {
+            let go = format!("/proc/{pid}/root/tmp/go");
+            wait_until(&format!("{tag}{go} to be made"), WAIT, || Path::new(&go).exists().then_some(()));
+            go
+        };
+        let (go_a, go_e) = (fifo(pids.1), fifo(e_pid));
 
-        // containerd down: the container writes a line nobody reads yet.
+        // containerd down: a container writes a line nobody reads yet,
+        // another one exits 5.
         w.cd.stop_daemon();
         assert!(pid_alive(shim), "{tag}the shim {shim} exited with containerd");
-        fs::write(&go, "written-while-containerd-was-down\n").unwrap();
+        fs::write(&go_a, "written-while-containerd-was-down\n").unwrap();
+        fs::write(&go_e, "bye\n").unwrap();
+        wait_until(&format!("{tag}e's init {e_pid} to exit"), WAIT, || (!pid_alive(e_pid)).then_some(()));
         w.restart();
+
+        // The exit the shim kept for containerd.
+        let st = w.wait_state(&e, container_state::EXITED);
+        assert_eq!(
+            (st.exit_code, st.reason.as_str()),
+            (5, "Error"),
+            "{tag}a container that exited 5 while containerd was down: {st:?}"
+        );
 
         assert_eq!(w.pod_status(&pod).state, sandbox_state::READY, "{tag}the pod after a containerd restart");
         for c in [&a, &b] {
@@ -493,6 +631,11 @@ fn containerd_restart_leaves_the_pod_running() {
             assert_eq!(st.state, container_state::RUNNING, "{tag}{} after a containerd restart: {st:?}", c.name);
         }
         assert_eq!((w.pod_pid(&pod), w.container_pid(&a), w.container_pid(&b)), pids, "{tag}pids after the restart");
+        assert!(
+            w.cd.task(&e.id).is_none(),
+            "{tag}the exited container's task after the restart: {:?}",
+            w.cd.task(&e.id)
+        );
         assert_eq!(pod_shim(w, &pod, &[&a, &b]), shim, "{tag}the pod's shim after the restart");
 
         // The shim still serves the pod: the output held in the FIFO
@@ -519,7 +662,8 @@ fn containerd_restart_leaves_the_pod_running() {
 
 // Probes: kubelet runs liveness and readiness execs of several containers
 // at once, each on its own stream; every exec gets its own output and exit
-// code back.
+// code back. 72 execs in all: more than a shimlet daemon's 64 process
+// slots, so slots must be reused.
 #[test]
 fn concurrent_exec_syncs() {
     both("cri-cexec", |w, rt| {
@@ -538,7 +682,7 @@ fn concurrent_exec_syncs() {
                             Ok(g) => g,
                             Err(e) => return vec![format!("thread {t}: connect: {e}")],
                         };
-                        for j in 0..8 {
+                        for j in 0..12 {
                             let req = ExecSyncRequest {
                                 container_id: id.clone(),
                                 cmd: vec![

@@ -533,3 +533,41 @@ pub struct ImageStatusResponse {
     #[prost(message, optional, tag = "1")]
     pub image: Option<Image>,
 }
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatsRequest {
+    #[prost(string, tag = "1")]
+    pub pod_sandbox_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProcessUsage {
+    #[prost(int64, tag = "1")]
+    pub timestamp: i64,
+    #[prost(message, optional, tag = "2")]
+    pub process_count: Option<UInt64Value>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinuxPodSandboxStats {
+    #[prost(message, optional, tag = "1")]
+    pub cpu: Option<CpuUsage>,
+    #[prost(message, optional, tag = "2")]
+    pub memory: Option<MemoryUsage>,
+    #[prost(message, optional, tag = "4")]
+    pub process: Option<ProcessUsage>,
+    #[prost(message, repeated, tag = "5")]
+    pub containers: Vec<ContainerStats>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStats {
+    #[prost(message, optional, tag = "2")]
+    pub linux: Option<LinuxPodSandboxStats>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatsResponse {
+    #[prost(message, optional, tag = "1")]
+    pub stats: Option<PodSandboxStats>,
+}

@@ -12,6 +12,7 @@ use std::fs;
 use std::path::Path;
 
 use common::containerd::*;
+use common::cri::stream::{self, AttachRequest, ExecRequest, Session, UrlResponse};
 use common::cri::*;
 use common::*;
 
@@ -740,5 +741,118 @@ fn oom_kill_gives_reason_oom_killed() {
             "{tag}a container past its memory limit: {st:?}\n{}",
             w.cd.log_tail()
         );
+    });
+}
+
+/// An Exec or Attach session of `kubectl exec` / `kubectl attach`.
+fn session(w: &CriWorld, method: &str, url: UrlResponse) -> Session {
+    assert!(url.url.starts_with("http://127.0.0.1:"), "{}{method} gave the URL {:?}", w.cd.tag(), url.url);
+    Session::open(&url.url).unwrap_or_else(|e| panic!("{}{method} stream: {e}\n{}", w.cd.tag(), w.cd.log_tail()))
+}
+
+// kubectl exec -it: a terminal exec with stdin; the terminal size follows
+// the client's resizes, what is typed reaches the shell, and its exit code
+// comes back.
+#[test]
+fn interactive_exec_with_a_terminal() {
+    both("cri-tty", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "tty");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+        let url: UrlResponse = w.rpc(
+            "Exec",
+            &ExecRequest {
+                container_id: c.id.clone(),
+                cmd: vec!["sh".into()],
+                tty: true,
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            },
+        );
+        let mut s = session(w, "Exec", url);
+        s.resize(100, 30).unwrap();
+        // The shell waits (boundedly) for the resize to land: it travels
+        // apart from stdin.
+        let script = "i=0; until [ \"$(stty size)\" = '30 100' ] || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done; \
+                      echo \"size=$(stty size)\"; echo marker-$((6*7)); exit 3\n";
+        s.send(stream::STDIN, script.as_bytes()).unwrap();
+        s.read_to_end(LONG_WAIT).unwrap_or_else(|e| panic!("{tag}the interactive exec: {e}"));
+        let out = s.text(stream::STDOUT);
+        assert!(out.contains("size=30 100"), "{tag}the terminal size after a resize to 100x30: {}", s.describe());
+        assert!(out.contains("marker-42\r\n"), "{tag}the shell's output through the terminal: {}", s.describe());
+        assert_eq!(s.exit_code(), Some(3), "{tag}the exit status of the interactive exec: {}", s.describe());
+        assert_eq!(w.status(&c).state, container_state::RUNNING, "{tag}the container after the exec");
+    });
+}
+
+// kubectl exec -i (no terminal): stdin through the exec's stdin FIFO,
+// stdout and stderr apart, the exit code.
+#[test]
+fn exec_with_stdin_and_no_terminal() {
+    both("cri-stdin", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "stdin");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+        let url: UrlResponse = w.rpc(
+            "Exec",
+            &ExecRequest {
+                container_id: c.id.clone(),
+                cmd: vec!["sh".into(), "-c".into(), "read a; read b; echo \"$b-$a\"; echo to-err >&2; exit 4".into()],
+                tty: false,
+                stdin: true,
+                stdout: true,
+                stderr: true,
+            },
+        );
+        let mut s = session(w, "Exec", url);
+        s.send(stream::STDIN, b"one\n").unwrap();
+        s.send(stream::STDIN, b"two\n").unwrap();
+        s.read_to_end(LONG_WAIT).unwrap_or_else(|e| panic!("{tag}the exec with stdin: {e}"));
+        assert_eq!(
+            (s.text(stream::STDOUT).as_str(), s.text(stream::STDERR).as_str(), s.exit_code()),
+            ("two-one\n", "to-err\n", Some(4)),
+            "{tag}an exec fed on stdin: {}",
+            s.describe()
+        );
+    });
+}
+
+// kubectl attach -i to a container started with stdin: what is sent
+// reaches the container's stdin, its answer comes back on the attach and
+// goes to the log too.
+#[test]
+fn attach_to_a_container_with_stdin() {
+    both("cri-attach", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "attach");
+        let mut cfg = w.container_config("c", "echo ready; while read x; do echo \"got-$x\"; done; echo stdin-closed");
+        cfg.stdin = true;
+        let c = w.create_container_with(&pod, cfg);
+        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+        wait_log_line(w, &c, Stream::Stdout, "ready");
+        let url: UrlResponse = w.rpc(
+            "Attach",
+            &AttachRequest { container_id: c.id.clone(), stdin: true, tty: false, stdout: true, stderr: true },
+        );
+        let mut s = session(w, "Attach", url);
+        s.send(stream::STDIN, b"hello\n").unwrap();
+        s.read_until(LONG_WAIT, |s| s.text(stream::STDOUT).contains("got-hello\n"))
+            .unwrap_or_else(|e| panic!("{tag}the attach: {e}"));
+        assert!(s.text(stream::STDOUT).contains("got-hello\n"), "{tag}the attach's stdout: {}", s.describe());
+        s.close();
+        wait_log_line(w, &c, Stream::Stdout, "got-hello");
+        // Detaching leaves the container running, its stdin still open.
+        assert_eq!(w.status(&c).state, container_state::RUNNING, "{tag}the container after the attach ended");
+        let url: UrlResponse = w.rpc(
+            "Attach",
+            &AttachRequest { container_id: c.id.clone(), stdin: true, tty: false, stdout: true, stderr: true },
+        );
+        let mut s = session(w, "Attach", url);
+        s.send(stream::STDIN, b"again\n").unwrap();
+        s.read_until(LONG_WAIT, |s| s.text(stream::STDOUT).contains("got-again\n"))
+            .unwrap_or_else(|e| panic!("{tag}the second attach: {e}"));
+        s.close();
+        wait_log_line(w, &c, Stream::Stdout, "got-again");
     });
 }

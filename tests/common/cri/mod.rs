@@ -6,6 +6,8 @@
 //! - `api`: the CRI messages, hand-written with their real field numbers;
 //! - `pause`: the sandbox image, a tiny static program built from
 //!   tests/pause/main.rs;
+//! - `stream`: Exec and Attach sessions with containerd's stream server
+//!   (WebSocket, `v4.channel.k8s.io`), as kubectl exec/attach reach them;
 //! - here: `CriWorld`, a private containerd (`containerd::Containerd`) with
 //!   the CRI plugin on, handlers `runc` (io.containerd.runc.v2) and
 //!   `shimlet` (the shim binary's absolute path as runtime_type: 1.6.20
@@ -21,6 +23,7 @@
 pub mod api;
 pub mod grpc;
 pub mod pause;
+pub mod stream;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

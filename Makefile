@@ -9,7 +9,7 @@ DESTDIR  ?=
 CARGO    ?= cargo
 export SHIMLET_BIN := $(abspath $(BIN))
 
-.PHONY: all build aarch64 test unit unit-aarch64 integration lint run shell bench bench-scale install clean deps-build deps-aarch64 deps-test size
+.PHONY: all build aarch64 test unit unit-aarch64 integration lint run shell bench bench-scale bench-cri install clean deps-build deps-aarch64 deps-test size
 
 all: build
 
@@ -84,6 +84,10 @@ bench: build
 
 bench-scale: build
 	$(CARGO) run --release --locked -p shimlet-bench -- --scale $(BENCH_ARGS)
+
+# Figure 6: a pod's shim under containerd's CRI plugin, runc-v2 against shimlet.
+bench-cri: build
+	$(CARGO) run --release --locked -p shimlet-bench --bin shimlet-bench-cri -- $(BENCH_ARGS)
 
 # --- install ---------------------------------------------------------------
 install: build

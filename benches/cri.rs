@@ -616,8 +616,10 @@ fn median(v: &[f64]) -> f64 {
     Stat::of(v).map(|s| s.med).unwrap_or(f64::NAN)
 }
 
-/// Figure 6. `cg` must be set up (`Cgroups::setup`).
+/// Figure 6: its world under `tmp`, its cgroups under `cg` (removed by the
+/// caller's `Cgroups::remove_all`, as for the other figures).
 pub fn run(o: &Opts, cg: &Cgroups, rep: &mut Report, tmp: &Path) -> Result<(), String> {
+    cg.setup().map_err(|e| format!("cgroup setup: {e}"))?;
     let (mut w, handlers) = start_world(o, cg, tmp)?;
 
     // Warm-up: one pod per handler brings runc, both shims, busybox and

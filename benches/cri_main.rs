@@ -103,7 +103,7 @@ fn main() {
     let mut rep = report::Report::default();
     rep.say("## shimlet benchmark: Kubernetes pods\n");
     rep.say(&format!("- cgroups: {}", cg.description));
-    let r = cg.setup().map_err(|e| e.to_string()).and_then(|_| cri::run(&o, &cg, &mut rep, &tmp));
+    let r = cri::run(&o, &cg, &mut rep, &tmp);
     for e in cg.remove_all() {
         sys::problem(&format!("cleanup: {e}"));
     }

@@ -856,3 +856,96 @@ fn attach_to_a_container_with_stdin() {
         wait_log_line(w, &c, Stream::Stdout, "got-again");
     });
 }
+
+// kubectl exec -i with its input piped: when the client is done, the stream
+// server closes the exec's stdin (CloseIO) and the program sees its end.
+#[test]
+fn exec_stdin_ends_when_the_client_goes() {
+    both("cri-eof", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "eof");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+        let url: UrlResponse = w.rpc(
+            "Exec",
+            &ExecRequest {
+                container_id: c.id.clone(),
+                cmd: vec!["sh".into(), "-c".into(), "n=$(wc -l); echo \"eof-after-$n-lines\" > /proc/1/fd/1".into()],
+                tty: false,
+                stdin: true,
+                stdout: true,
+                stderr: true,
+            },
+        );
+        let mut s = session(w, "Exec", url);
+        s.wait_ready(LONG_WAIT).unwrap_or_else(|e| panic!("{tag}the exec: {e}"));
+        s.send(stream::STDIN, b"1\n2\n3\n").unwrap();
+        s.close();
+        wait_log_line(w, &c, Stream::Stdout, "eof-after-3-lines");
+    });
+}
+
+// kubectl run -i (stdinOnce): the container's stdin closes when the first
+// attach ends, and the container sees its end.
+#[test]
+fn stdin_once_closes_the_containers_stdin_after_the_attach() {
+    both("cri-once", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "once");
+        let mut cfg = w.container_config(
+            "c",
+            "echo ready; while read x; do echo \"got-$x\"; done; echo stdin-closed; exec sleep 2147483647",
+        );
+        cfg.stdin = true;
+        cfg.stdin_once = true;
+        let c = w.create_container_with(&pod, cfg);
+        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+        wait_log_line(w, &c, Stream::Stdout, "ready");
+        let url: UrlResponse = w.rpc(
+            "Attach",
+            &AttachRequest { container_id: c.id.clone(), stdin: true, tty: false, stdout: true, stderr: true },
+        );
+        let mut s = session(w, "Attach", url);
+        s.send(stream::STDIN, b"only\n").unwrap();
+        s.read_until(LONG_WAIT, |s| s.text(stream::STDOUT).contains("got-only\n"))
+            .unwrap_or_else(|e| panic!("{tag}the attach: {e}"));
+        s.close();
+        wait_log_line(w, &c, Stream::Stdout, "stdin-closed");
+        assert_eq!(w.status(&c).state, container_state::RUNNING, "{tag}the container after its stdin closed");
+    });
+}
+
+// kubectl attach -it to a terminal container (kubectl run -it): keys reach
+// the container's terminal, and the terminal takes the client's size.
+#[test]
+fn attach_to_a_terminal_container() {
+    both("cri-atty", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "atty");
+        let mut cfg = w.container_config("c", "echo ready; exec sh");
+        cfg.stdin = true;
+        cfg.tty = true;
+        let c = w.create_container_with(&pod, cfg);
+        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+        wait_log_line(w, &c, Stream::Stdout, "ready");
+        let url: UrlResponse = w.rpc(
+            "Attach",
+            &AttachRequest { container_id: c.id.clone(), stdin: true, tty: true, stdout: true, stderr: false },
+        );
+        let mut s = session(w, "Attach", url);
+        s.resize(120, 40).unwrap();
+        let script = "i=0; until [ \"$(stty size)\" = '40 120' ] || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done; \
+                      echo \"tsize=$(stty size)\"; echo done-$((1+1))\n";
+        s.send(stream::STDIN, script.as_bytes()).unwrap();
+        // The terminal echoes the line as typed (done-$((1+1))); done-2 is
+        // the shell's.
+        s.read_until(LONG_WAIT, |s| s.text(stream::STDOUT).contains("done-2"))
+            .unwrap_or_else(|e| panic!("{tag}the attach: {e}"));
+        assert!(
+            s.text(stream::STDOUT).contains("tsize=40 120"),
+            "{tag}the container's terminal after a resize to 120x40: {}",
+            s.describe()
+        );
+        s.close();
+        wait_log_line(w, &c, Stream::Stdout, "tsize=40 120");
+    });
+}

@@ -64,6 +64,9 @@ pub struct Session {
     sock: TcpStream,
     /// What arrived on each channel.
     pub got: [Vec<u8>; 5],
+    /// How many messages arrived on each channel (the server's first one,
+    /// empty, says that the streams are up).
+    pub msgs: [usize; 5],
     /// The server closed the session (close frame or EOF).
     pub closed: bool,
     /// Bytes read but not yet parsed as frames.
@@ -77,7 +80,7 @@ impl Session {
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let sock = TcpStream::connect(host).map_err(|e| format!("connect {host}: {e}"))?;
         sock.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
-        let mut s = Session { sock, got: Default::default(), closed: false, pending: vec![] };
+        let mut s = Session { sock, got: Default::default(), msgs: [0; 5], closed: false, pending: vec![] };
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -186,6 +189,9 @@ impl Session {
                             return Err(format!("a message on unknown channel {ch}"));
                         }
                         self.got[ch].extend_from_slice(data);
+                        if opcode == 2 {
+                            self.msgs[ch] += 1;
+                        }
                     }
                 }
                 8 => {
@@ -215,6 +221,15 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// Waits for the server's first message: the streams are up.
+    pub fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
+        self.read_until(limit, |s| s.msgs.iter().any(|&n| n > 0))?;
+        if self.msgs.iter().all(|&n| n == 0) {
+            return Err(format!("the session ended before it was up: {}", self.describe()));
+        }
+        Ok(())
     }
 
     /// Reads until the server ends the session.

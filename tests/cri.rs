@@ -723,24 +723,37 @@ fn oom_kill_gives_reason_oom_killed() {
     both("cri-oom", |w, rt| {
         let tag = w.cd.tag();
         let pod = w.run_pod(rt, "oom");
-        // tail keeps the last 150 MB of its input: far past the 32 MiB limit.
-        // sh exits with the killed tail's status, 137.
-        let mut cfg = w.container_config("hog", "head -c 200000000 /dev/zero | tail -c 150000000 > /dev/null");
-        if let Some(l) = cfg.linux.as_mut() {
-            l.resources = Some(LinuxContainerResources { memory_limit_in_bytes: 32 << 20, ..Default::default() });
+        // main: the container's own process fills a 100 MiB buffer, far
+        // past the 32 MiB limit; the kernel kills it and the container ends
+        // with it (a pod's main process OOM-killed). child: tail, a child of
+        // the container's shell, keeps 150 MB of its input; the shell exits
+        // with the killed tail's status.
+        let mut hogs = vec![];
+        for (name, script) in [
+            ("main", "exec dd if=/dev/zero of=/dev/null bs=100M count=1"),
+            ("child", "head -c 200000000 /dev/zero | tail -c 150000000 > /dev/null"),
+        ] {
+            let mut cfg = w.container_config(name, script);
+            if let Some(l) = cfg.linux.as_mut() {
+                l.resources = Some(LinuxContainerResources { memory_limit_in_bytes: 32 << 20, ..Default::default() });
+            }
+            let c = w.create_container_with(&pod, cfg);
+            let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+            hogs.push(c);
         }
-        let c = w.create_container_with(&pod, cfg);
-        let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
-        let st = w.wait_state(&c, container_state::EXITED);
-        // The reason comes from the shim's /tasks/oom event; it may follow
-        // the exit.
-        let st = poll_for(WAIT, || Some(w.status(&c)).filter(|s| s.reason == "OOMKilled")).unwrap_or(st);
-        assert_eq!(
-            (st.exit_code, st.reason.as_str()),
-            (137, "OOMKilled"),
-            "{tag}a container past its memory limit: {st:?}\n{}",
-            w.cd.log_tail()
-        );
+        for c in &hogs {
+            let st = w.wait_state(c, container_state::EXITED);
+            // The reason comes from the shim's /tasks/oom event; it may
+            // follow the exit.
+            let st = poll_for(WAIT, || Some(w.status(c)).filter(|s| s.reason == "OOMKilled")).unwrap_or(st);
+            assert_eq!(
+                (st.exit_code, st.reason.as_str()),
+                (137, "OOMKilled"),
+                "{tag}{}: a container past its memory limit: {st:?}\n{}",
+                c.name,
+                w.cd.log_tail()
+            );
+        }
     });
 }
 

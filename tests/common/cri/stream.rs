@@ -116,7 +116,14 @@ impl Session {
                 self.pending.extend_from_slice(&b[..n]);
                 Ok(true)
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(false),
             Err(e) => Err(format!("read: {e}")),
         }

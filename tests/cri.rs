@@ -962,3 +962,64 @@ fn attach_to_a_terminal_container() {
         wait_log_line(w, &c, Stream::Stdout, "tsize=40 120");
     });
 }
+
+// shareProcessNamespace and hostPID: a container without a pid namespace of
+// its own; its init's death does not end its other processes, so stopping
+// it must kill them all (containerd's Delete sends Kill with all=true), and
+// none is left in its cgroup.
+#[test]
+fn stop_kills_every_process_when_the_pid_namespace_is_shared() {
+    both("cri-pidns", |w, rt| {
+        let tag = w.cd.tag();
+        for (what, pod_pid, ctr_pid) in
+            [("share", ns_mode::POD, ns_mode::POD), ("hostpid", ns_mode::NODE, ns_mode::NODE)]
+        {
+            let mut config = w.pod_config(rt, what);
+            if let Some(o) = config
+                .linux
+                .as_mut()
+                .and_then(|l| l.security_context.as_mut())
+                .and_then(|s| s.namespace_options.as_mut())
+            {
+                o.pid = pod_pid;
+            }
+            let r: RunPodSandboxResponse = w.rpc(
+                "RunPodSandbox",
+                &RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: handler(rt).into() },
+            );
+            let name = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            let pod = Pod { id: r.pod_sandbox_id, name, config, rt };
+            let mut cfg = w.container_config("c", "sleep 1000 & echo \"child=$!\"; exec sleep 2000");
+            if let Some(o) =
+                cfg.linux.as_mut().and_then(|l| l.security_context.as_mut()).and_then(|s| s.namespace_options.as_mut())
+            {
+                o.pid = ctr_pid;
+            }
+            let c = w.create_container_with(&pod, cfg);
+            let _: Empty = w.rpc("StartContainer", &ContainerIdRequest { container_id: c.id.clone() });
+            wait_until(&format!("{tag}{what}: the child's line in the log"), WAIT, || {
+                lines_of(&read_cri_log(&c.log), Stream::Stdout).iter().any(|l| l.starts_with("child=")).then_some(())
+            });
+            wait_until(&format!("{tag}{what}: two processes in the container's cgroup"), WAIT, || {
+                (w.cd.cgroup_pids(Some(&c.id)).len() == 2).then_some(())
+            });
+            // Not PID 1 of a namespace: SIGTERM's default action ends it.
+            w.stop_container(&c, 10);
+            let st = w.status(&c);
+            assert_eq!(
+                (st.state, st.exit_code),
+                (container_state::EXITED, 143),
+                "{tag}{what}: after StopContainer: {st:?}"
+            );
+            let left = poll_for(WAIT, || w.cd.cgroup_pids(Some(&c.id)).is_empty().then_some(()));
+            assert!(
+                left.is_some(),
+                "{tag}{what}: processes left in the stopped container's cgroup: {:?}",
+                w.cd.cgroup_pids(Some(&c.id)).iter().map(|&p| (p, proc_cmdline(p))).collect::<Vec<_>>()
+            );
+            assert_eq!(w.pod_status(&pod).state, sandbox_state::READY, "{tag}{what}: the pod after the stop");
+            w.stop_pod(&pod);
+            w.remove_pod(&pod);
+        }
+    });
+}

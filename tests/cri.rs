@@ -672,6 +672,11 @@ fn concurrent_exec_syncs() {
         let pod = w.run_pod(rt, "cexec");
         let a = named(w, &pod, "a", LOGS_THEN_SLEEP);
         let b = named(w, &pod, "b", LOGS_THEN_SLEEP);
+        // Probes run for the pod's whole life: the shim must hold nothing
+        // more after them than before.
+        let shim = pod_shim(w, &pod, &[&a, &b]);
+        w.exec_ok(&a, &["true"]);
+        let fds_before = fd_count(shim);
         let sock = w.cd.sock.clone();
         let failures: Vec<String> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..6)
@@ -715,6 +720,12 @@ fn concurrent_exec_syncs() {
         for c in [&a, &b] {
             assert_eq!(w.status(c).state, container_state::RUNNING, "{tag}{} after the execs", c.name);
         }
+        wait_until_or(
+            &format!("{tag}the shim's descriptors to come back to {fds_before} after 72 execs"),
+            WAIT,
+            || (fd_count(shim) <= fds_before).then_some(()),
+            || format!("it holds {}: {:?}", fd_count(shim), proc_fds(shim)),
+        );
     });
 }
 
@@ -1021,5 +1032,31 @@ fn stop_kills_every_process_when_the_pid_namespace_is_shared() {
             w.stop_pod(&pod);
             w.remove_pod(&pod);
         }
+    });
+}
+
+// A long exec probe in flight when kubelet stops the pod: the container's
+// death ends the exec, ExecSync answers, and the stop completes.
+#[test]
+fn exec_in_flight_when_the_pod_stops() {
+    both("cri-inflt", |w, rt| {
+        let tag = w.cd.tag();
+        let pod = w.run_pod(rt, "inflight");
+        let c = named(w, &pod, "c", LOGS_THEN_SLEEP);
+        let (sock, id) = (w.cd.sock.clone(), c.id.clone());
+        let probe = std::thread::spawn(move || {
+            let mut g = Grpc::connect(&sock, CALL_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+            let req = ExecSyncRequest { container_id: id, cmd: vec!["sleep".into(), "1001".into()], timeout: 0 };
+            g.call::<_, ExecSyncResponse>(&format!("{RUNTIME}ExecSync"), &req).map_err(|e| e.to_string())
+        });
+        let sleeper = || w.cd.cgroup_pids(Some(&c.id)).into_iter().find(|&p| proc_cmdline(p).trim() == "sleep 1001");
+        wait_until(&format!("{tag}the exec (sleep 1001) to run"), WAIT, sleeper);
+        w.stop_pod(&pod);
+        let r = probe.join().unwrap_or_else(|_| Err("the probe thread panicked".into()));
+        match &r {
+            Ok(x) => assert_eq!(x.exit_code, 137, "{tag}the exec killed with its container: {x:?}"),
+            Err(e) => panic!("{tag}ExecSync of an exec whose container was stopped: {e}\n{}", w.cd.log_tail()),
+        }
+        assert!(sleeper().is_none(), "{tag}the exec's process outlived the pod");
     });
 }

@@ -80,9 +80,27 @@ fn pod_shim(w: &CriWorld, pod: &Pod, ctrs: &[&Ctr]) -> i32 {
             .unwrap_or_default(),
     };
     assert!(exe.ends_with(&want), "{tag}the parent {shim} of the pod's processes runs {exe:?}, not the shim {want}");
-    let shims = w.cd.shim_processes(pod.rt);
-    assert_eq!(shims, vec![shim], "{tag}shim processes in the namespace: want only the pod's");
+    // containerd runs the shim binary for each task's `start` and `delete`
+    // too: those end by themselves.
+    wait_until_or(
+        &format!("{tag}the pod's shim {shim} to be the only shim process in the namespace"),
+        WAIT,
+        || (w.cd.shim_processes(pod.rt) == vec![shim]).then_some(()),
+        || format!("shim processes: {:?}", w.cd.shim_processes(pod.rt)),
+    );
     shim
+}
+
+/// Writes a line into a FIFO of a container (through /proc/PID/root) once
+/// the container has it open for reading (bounded: never blocks on a
+/// container that is gone).
+fn write_fifo(path: &str, line: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = wait_until(&format!("a reader on {path}"), WAIT, || {
+        fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path).ok()
+    });
+    f.write_all(line.as_bytes()).unwrap_or_else(|e| panic!("write {path}: {e}"));
 }
 
 /// A file of a container's cgroup (v1: in `controller`'s hierarchy; v2:
@@ -613,8 +631,8 @@ fn containerd_restart_leaves_the_pod_running() {
         // another one exits 5.
         w.cd.stop_daemon();
         assert!(pid_alive(shim), "{tag}the shim {shim} exited with containerd");
-        fs::write(&go_a, "written-while-containerd-was-down\n").unwrap();
-        fs::write(&go_e, "bye\n").unwrap();
+        write_fifo(&go_a, "written-while-containerd-was-down\n");
+        write_fifo(&go_e, "bye\n");
         wait_until(&format!("{tag}e's init {e_pid} to exit"), WAIT, || (!pid_alive(e_pid)).then_some(()));
         w.restart();
 

@@ -8,6 +8,8 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 CARGO    ?= cargo
 export SHIMLET_BIN := $(abspath $(BIN))
+# `--version` says the commit it was built from (conmon's `commit:` line).
+export SHIMLET_COMMIT := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD -- || c=$$c-dirty; echo $$c; })
 
 .PHONY: all build aarch64 test unit unit-aarch64 integration lint run shell bench bench-scale bench-cri install clean deps-build deps-aarch64 deps-test size
 
@@ -29,7 +31,7 @@ deps-aarch64:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
 
 # Debian packages the tests and the demo run against.
-TEST_PKGS := runc busybox-static conmon podman containerd
+TEST_PKGS := runc busybox-static conmon podman criu containerd
 deps-test:
 	@missing=""; for p in $(TEST_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -47,7 +49,7 @@ size: build
 	@stat -c '%s bytes %n' $(BIN); file $(BIN)
 
 aarch64: deps-aarch64
-	$(CARGO) build --release --locked --target $(AARCH64) -p shimlet
+	$(CARGO) rustc --release --locked --target $(AARCH64) -p shimlet --bin shimlet -- -C link-arg=-Tsrc/noeh.ld
 	@echo "built target/$(AARCH64)/release/shimlet: $$(stat -c %s target/$(AARCH64)/release/shimlet) bytes"
 
 # --- tests -----------------------------------------------------------------

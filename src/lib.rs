@@ -57,6 +57,9 @@ pub mod tty;
 
 use core::ffi::{c_char, c_int, CStr};
 
+/// shimlet's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The program: as `containerd-shim-shimlet-v1`, containerd's shim;
 /// `shimlet attach ...` is the client; anything else the conmon command
 /// line.

@@ -150,7 +150,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
                 let mut m: crate::buf::Buf<128> = crate::buf::Buf::new();
                 m.push(BINARY);
                 m.push(b":\n  Version:  ");
-                m.push(crate::conmon::launch::VERSION.as_bytes());
+                m.push(crate::VERSION.as_bytes());
                 m.push(b" (shimlet)\n");
                 let _ = crate::sys::write_all(crate::sys::borrow(1), m.as_bytes());
                 0

@@ -25,8 +25,11 @@ use crate::sock;
 use crate::sys::{self, EventFlags, OFlags, OwnedFd, Pid};
 use crate::table::Slots;
 
-/// containerd connections served at once.
-pub const MAX_CONNS: usize = 8;
+/// containerd connections served at once: containerd 1.6 opens one per
+/// task it holds (a pod's sandbox and each container), so one per slot,
+/// and a few more for the reconnections after a restart. A connection's
+/// buffer costs memory only while a request is in it.
+pub const MAX_CONNS: usize = crate::table::CAPACITY + 8;
 /// Runtime calls in flight at once.
 pub const MAX_JOBS: usize = 16;
 /// Wait calls pending at once.

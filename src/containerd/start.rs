@@ -136,9 +136,11 @@ pub fn start(a: &Args<'static>) -> c_int {
             return 1;
         }
     }
-    // containerd sends the task options on stdin; the daemon gets them
-    // again with each Create.
-    drain_stdin();
+    // containerd sends the task options on stdin (the daemon gets them
+    // again with each Create): `shim_cgroup` is for the shim itself.
+    let mut opts = [0u8; 8192];
+    let n = read_stdin(&mut opts);
+    let cgroup = shim_cgroup(&opts[..n]);
     let name_at = b"unix://".len() + SOCKET_DIR.to_bytes().len() + 1;
     let mut path: Buf<108> = Buf::new();
     path.push(&address.as_bytes()[b"unix://".len()..]);
@@ -162,6 +164,10 @@ pub fn start(a: &Args<'static>) -> c_int {
         return 1;
     }
     if let Some(l) = listen {
+        // The daemon is charged to the shim cgroup from its first page.
+        if let Some(cg) = cgroup {
+            join_cgroup(cg);
+        }
         if let Err(e) = super::server::spawn_daemon(a, l, &path) {
             say(&[b"cannot start the shim daemon: ", sys::text(e)]);
             return 1;
@@ -173,12 +179,76 @@ pub fn start(a: &Args<'static>) -> c_int {
     0
 }
 
-fn drain_stdin() {
-    let mut b = [0u8; 4096];
-    for _ in 0..1024 {
-        match sys::read(sys::borrow(0), &mut b) {
-            Ok(n) if n > 0 => {}
-            _ => return,
+/// Read stdin to its end (what does not fit in `buf` is read past).
+fn read_stdin(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    let mut skip = [0u8; 512];
+    for _ in 0..4096 {
+        let r =
+            if n < buf.len() { sys::read(sys::borrow(0), &mut buf[n..]) } else { sys::read(sys::borrow(0), &mut skip) };
+        match r {
+            Ok(k) if k > 0 => {
+                if n < buf.len() {
+                    n += k;
+                }
+            }
+            _ => break,
+        }
+    }
+    n
+}
+
+/// `containerd.runc.v1.Options.shim_cgroup` (field 3) of the options Any.
+fn shim_cgroup(any: &[u8]) -> Option<&[u8]> {
+    let mut value: &[u8] = b"";
+    super::proto::each(any, |f, v| {
+        if f == 2 {
+            value = v.bytes();
+        }
+    })
+    .ok()?;
+    let mut cg: &[u8] = b"";
+    super::proto::each(value, |f, v| {
+        if f == 3 {
+            cg = v.bytes();
+        }
+    })
+    .ok()?;
+    (!cg.is_empty()).then_some(cg)
+}
+
+/// Move this process into the cgroup `path` (a path within the
+/// hierarchies): every v1 hierarchy that has it, or the unified one.
+fn join_cgroup(path: &[u8]) {
+    let roots: &[&[u8]] = if super::stats::unified() {
+        &[b""]
+    } else {
+        &[
+            b"/memory",
+            b"/cpu,cpuacct",
+            b"/pids",
+            b"/blkio",
+            b"/devices",
+            b"/freezer",
+            b"/cpuset",
+            b"/hugetlb",
+            b"/net_cls,net_prio",
+            b"/perf_event",
+            b"/systemd",
+            b"/unified",
+        ]
+    };
+    for root in roots {
+        let mut p = PathBuf::new();
+        let ok = p.push(b"/sys/fs/cgroup")
+            && p.push(root)
+            && p.push(b"/")
+            && p.push(path.strip_prefix(b"/").unwrap_or(path))
+            && p.push(b"/cgroup.procs");
+        if let (true, Some(c)) = (ok, p.as_cstr()) {
+            if let Ok(fd) = sys::open(c, OFlags::WRONLY, 0) {
+                let _ = sys::write(&fd, b"0");
+            }
         }
     }
 }
@@ -243,6 +313,7 @@ pub fn delete(a: &Args<'static>) -> c_int {
                 keep_from_3: 0,
                 extra: &[],
                 env: None,
+                own_listen_pid: false,
             }) {
                 sys::wait_for(pid);
             }

@@ -119,6 +119,7 @@ impl Cgroup {
     }
 
     /// `/sys/fs/cgroup[/CONTROLLER]/PATH/FILE`.
+    #[inline(never)]
     fn file(&self, ctrl: &[u8], name: &[u8], out: &mut PathBuf) -> bool {
         out.clear();
         out.push(b"/sys/fs/cgroup");
@@ -129,6 +130,7 @@ impl Cgroup {
         out.push(self.path.as_bytes()) && out.push(b"/") && out.push(name) && out.as_cstr().is_some()
     }
 
+    #[inline(never)]
     fn read<'b>(&self, ctrl: &[u8], name: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
         let mut p = PathBuf::new();
         if !self.file(ctrl, name, &mut p) {
@@ -138,6 +140,7 @@ impl Cgroup {
     }
 
     /// One number from a file ("max" reads as `max`).
+    #[inline(never)]
     fn number(&self, ctrl: &[u8], name: &[u8], max: u64) -> Option<u64> {
         let mut b = [0u8; 64];
         let v = crate::buf::trim(self.read(ctrl, name, &mut b)?);
@@ -173,6 +176,7 @@ impl Cgroup {
         }
     }
 
+    #[inline(never)]
     fn keyed(&self, ctrl: &[u8], name: &[u8], table: &[(&[u8], u32)], w: &mut Writer<'_>) {
         let mut b = [0u8; 4096];
         let Some(content) = self.read(ctrl, name, &mut b) else { return };

@@ -272,6 +272,7 @@ fn logger(ns: &[u8], id: &[u8], uri: &[u8]) -> Result<(OwnedFd, OwnedFd, Pid), F
         keep_from_3: 0,
         extra: &extra,
         env: Some(&env),
+        own_listen_pid: false,
     };
     let pid = create::spawn(&spawn).map_err(|e| (&b"start the logger"[..], e))?;
     drop((out_r, err_r, ready_w, null));

@@ -13,7 +13,8 @@ use super::server::{Job, JobKind, Reply, Shim};
 use super::stats::{self, Cgroup};
 use super::stdio;
 use super::ttrpc::{
-    ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, UNKNOWN,
+    ALREADY_EXISTS, FAILED_PRECONDITION, INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED,
+    UNKNOWN,
 };
 use crate::attach::Policy;
 use crate::buf::{Buf, PathBuf};
@@ -131,6 +132,11 @@ fn missing(s: &mut Shim, d: &mut Daemon, r: Reply, id: &[u8], exec: &[u8]) {
 }
 
 pub fn call(s: &mut Shim, d: &mut Daemon, r: Reply, method: &[u8], p: &[u8]) {
+    // Every request message is read field by field below; one that is not
+    // a protobuf message at all is refused first, as Go's ttrpc does.
+    if proto::each(p, |_, _| {}).is_err() {
+        return s.fail(d, r, INTERNAL, b"ttrpc: error unmarshalling payload: malformed message");
+    }
     match method {
         b"Create" => create(s, d, r, p),
         b"Start" => start(s, d, r, p),
@@ -244,7 +250,17 @@ fn job(
     let (err_r, err_w) = sys::pipe().map_err(|_| (UNKNOWN, &b"pipe"[..]))?;
     let prog = argv.words().next().unwrap_or(c"runc");
     let stdio = [stdin.unwrap_or(null.as_fd()), null.as_fd(), err_w.as_fd()];
-    let spawn = Spawn { prog, argv: &argv, stdio, gate: None, reset_oom: false, keep_from_3: 0, extra: &[], env: None };
+    let spawn = Spawn {
+        prog,
+        argv: &argv,
+        stdio,
+        gate: None,
+        reset_oom: false,
+        keep_from_3: 0,
+        extra: &[],
+        env: None,
+        own_listen_pid: false,
+    };
     let pid = create::spawn(&spawn).map_err(|_| (UNKNOWN, &b"cannot run the runtime"[..]))?;
     drop(err_w);
     let _ = sys::set_nonblock(&err_r);
@@ -349,7 +365,9 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     root.push(if o.root.is_empty() { b"/run/containerd/runc" } else { o.root });
     root.push(b"/");
     root.push(ns);
-    // What `delete` needs, when the shim is gone.
+    // What `delete` needs, when the shim is gone, if it is not the
+    // default (a page of the file cache, charged to the shim, is saved).
+    let default_runtime = o.binary.is_empty() && o.root.is_empty();
     let mut file = PathBuf::new();
     file.push(bundle);
     file.push(b"/");
@@ -360,7 +378,7 @@ fn create(s: &mut Shim, d: &mut Daemon, r: Reply, p: &[u8]) {
     content.push(root.as_bytes());
     content.push(b"\n");
     let mut tmp = PathBuf::new();
-    if let Some(f) = file.as_cstr() {
+    if let (false, Some(f)) = (default_runtime, file.as_cstr()) {
         let _ = sys::write_file_atomic(f, &mut tmp, content.as_bytes(), 0o600);
     }
     // The rootfs.
@@ -533,6 +551,7 @@ fn launch(
             keep_from_3: 0,
             extra: if spec.is_some() { &extra } else { &[] },
             env: None,
+            own_listen_pid: false,
         };
         create::spawn(&sp).map_err(|_| &b"cannot run the runtime"[..])?
     };
@@ -1142,6 +1161,11 @@ fn publish_exit(s: &mut Shim, slot: usize) {
 /// Slot `slot`'s process has ended.
 #[inline(never)]
 pub fn exited(s: &mut Shim, d: &mut Daemon, slot: usize, e: Ended) {
+    // The cgroup v1 notification comes as the OOM begins, before the kill
+    // is counted: look at the counter once more now, before the exit.
+    if d.procs.get_mut(slot).is_some_and(|p| p.check_oom()) {
+        oom(s, d, slot);
+    }
     let (secs, nanos) = sys::now();
     let Some(t) = s.tasks.get_mut(slot) else { return };
     let status = e.code as u32;

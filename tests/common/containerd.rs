@@ -330,7 +330,9 @@ impl Containerd {
         // The holder: a copy of sleep(1) under a name no other process of
         // the test has (see reap_orphans).
         let holder_bin = dir.join(HOLDER_COMM);
-        fs::copy(&sleep, &holder_bin).unwrap();
+        // A link, not a copy: a copy's write descriptor, inherited for a
+        // moment by another test thread's fork, makes exec fail (ETXTBSY).
+        std::os::unix::fs::symlink(&sleep, &holder_bin).unwrap();
         let ready = dir.join("ns-ready");
         let script = format!(
             "mount -t tmpfs -o mode=0755,size=64m shimlet-ctrd-run /run || exit 97; \

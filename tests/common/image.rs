@@ -15,7 +15,7 @@
 //! packages tar and coreutils).
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -36,6 +36,8 @@ pub struct ImageSpec {
     pub env: Vec<String>,
     /// Extra files: (absolute path in the image, content).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Which of `files` are executable (mode 0755; the others 0644).
+    pub executables: Vec<String>,
 }
 
 impl ImageSpec {
@@ -47,12 +49,19 @@ impl ImageSpec {
             cmd: vec!["sh".into()],
             env: vec!["PATH=/bin".into()],
             files: vec![],
+            executables: vec![],
         }
     }
 
     pub fn file(mut self, path: &str, data: &[u8]) -> ImageSpec {
         self.files.push((path.to_string(), data.to_vec()));
         self
+    }
+
+    /// An extra file with mode 0755 (a program, e.g. the CRI's pause).
+    pub fn executable(mut self, path: &str, data: &[u8]) -> ImageSpec {
+        self.executables.push(path.to_string());
+        self.file(path, data)
     }
 }
 
@@ -142,6 +151,9 @@ pub fn build_image(work: &Path, spec: &ImageSpec) -> Image {
         let f = rootfs.join(p.trim_start_matches('/'));
         fs::create_dir_all(f.parent().unwrap()).unwrap();
         fs::write(&f, data).unwrap();
+        if spec.executables.contains(p) {
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
+        }
     }
     let layer = out.join("layer.tar");
     tar_dir(&rootfs, &layer);

@@ -20,6 +20,8 @@
 //! - `containerd`, `image`, `ttrpc`: a private containerd driven with ctr,
 //!   the locally built busybox image it imports, a raw ttrpc client for the
 //!   shims' sockets (containerd and CRI suites; used as `common::containerd::*`).
+//! - `cri`: containerd's CRI plugin driven over gRPC as kubelet does, and
+//!   the pause image (CRI suite; used as `common::cri::*`).
 //!
 //! Waits are bounded (poll every 20 ms up to a limit, then panic with a
 //! message saying what was awaited); nothing here measures time.
@@ -33,6 +35,7 @@ pub mod bytes;
 pub mod checks;
 pub mod conmon_cli;
 pub mod containerd;
+pub mod cri;
 pub mod ctl;
 pub mod fdio;
 pub mod files;

@@ -8,7 +8,7 @@ DESTDIR  ?=
 CARGO    ?= cargo
 export SHIMLET_BIN := $(abspath $(BIN))
 
-.PHONY: all build test unit integration run shell bench bench-scale install clean deps-build deps-test size
+.PHONY: all build test test-host test-vm unit integration run shell bench bench-scale install deb clean deps-build deps-test size
 
 all: build
 
@@ -58,6 +58,42 @@ bench: build
 
 bench-scale: build
 	$(CARGO) run --release --locked -p shimlet-bench -- --scale $(BENCH_ARGS)
+
+# --- Debian package ----------------------------------------------------------
+# target/deb/shimlet_VERSION_amd64.deb, built with dpkg-deb alone: the static
+# binary, the man page, the containers.conf drop-in as an example, and the
+# containerd shim name as a symlink once the build makes that binary.
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DEB      := target/deb/shimlet_$(VERSION)_amd64.deb
+SHIM_V2  := target/$(TARGET)/release/containerd-shim-shimlet-v1
+DEB_ROOT := target/deb/root
+
+deb: build
+	@rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
+	install -D -m 0755 $(BIN) $(DEB_ROOT)/usr/bin/shimlet
+	@if [ -e $(SHIM_V2) ]; then ln -s shimlet $(DEB_ROOT)/usr/bin/containerd-shim-shimlet-v1; \
+	  echo "deb: with /usr/bin/containerd-shim-shimlet-v1"; fi
+	install -d $(DEB_ROOT)/usr/share/man/man1
+	gzip -9n < docs/shimlet.1 > $(DEB_ROOT)/usr/share/man/man1/shimlet.1.gz
+	install -D -m 0644 docs/50-shimlet.conf $(DEB_ROOT)/usr/share/doc/shimlet/examples/50-shimlet.conf
+	printf 'shimlet\nLicense: Apache-2.0 (/usr/share/common-licenses/Apache-2.0)\n' > $(DEB_ROOT)/usr/share/doc/shimlet/copyright
+	@{ echo "Package: shimlet"; \
+	   echo "Version: $(VERSION)"; \
+	   echo "Architecture: amd64"; \
+	   echo "Maintainer: shimlet developers <shimlet@localhost>"; \
+	   echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
+	   echo "Section: admin"; \
+	   echo "Priority: optional"; \
+	   echo "Enhances: podman, cri-o"; \
+	   echo "Description: the smallest container runtime shim (a conmon replacement)"; \
+	   echo " One static, allocation-free binary that sits between a container manager"; \
+	   echo " (podman, CRI-O) and an OCI runtime (runc, crun). It speaks conmon's"; \
+	   echo " protocol: podman --conmon /usr/bin/shimlet, or conmon_path in"; \
+	   echo " containers.conf (see /usr/share/doc/shimlet/examples/50-shimlet.conf)."; \
+	 } > $(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB) >/dev/null
+	@rm -rf $(DEB_ROOT)
+	@echo "built $(DEB):"; dpkg-deb --contents $(DEB) | awk '{ print "  " $$1, $$6, $$7, $$8 }'
 
 # --- install ---------------------------------------------------------------
 install: build

@@ -42,8 +42,20 @@ unit:
 integration: build deps-test
 	$(CARGO) test --locked -p shimlet-tests
 
-test: build deps-test
+# Every test: the host suites, then the VM lane (Debian 13 under qemu:
+# systemd, cgroup v2, podman 5, crun; tests/vm/). Without qemu the lane says
+# so in capitals and is skipped, unless SHIMLET_VM=required (.ci/run sets it).
+# VM_ARGS: words a VM scenario's name must contain (e.g. VM_ARGS=rootless).
+test: test-host deb
+	@tests/vm/lane $(VM_ARGS)
+
+# The host suites only (unit, runc, attach/pty, faults, log drivers, podman 4).
+test-host: build deps-test
 	$(CARGO) test --locked --workspace --exclude shimlet-bench
+
+# The VM lane only; fails when it cannot run.
+test-vm: deb
+	@tests/vm/lane --required $(VM_ARGS)
 
 # --- demo ------------------------------------------------------------------
 run: build deps-test

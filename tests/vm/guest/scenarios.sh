@@ -268,7 +268,7 @@ sc_log_rotation() {
 # priority per stream, message bytes; the order within each stream) are
 # those conmon writes.
 sc_journald() {
-  local n id out entries fields
+  local n id out entries fields ident
   n=$(cname journald)
   run_d "$n" --log-driver journald -- sh -c 'echo out-1; echo err-1 >&2; echo out-2'
   eq 0 "$(pm_wait "$n")" "exit code"
@@ -280,18 +280,26 @@ sc_journald() {
   journalctl --no-pager -o json CONTAINER_ID_FULL="$id" >"$W/journal.json"
   # The entries as PRIORITY=MESSAGE (JSON strings), grouped by priority in
   # journal order (the two streams interleave as they please).
-  entries=$(jq -s -c 'map({p: .PRIORITY, m: (.MESSAGE | if type == "array" then implode else . end)})
+  entries=$(jq -s -r 'map({p: .PRIORITY, m: (.MESSAGE | if type == "array" then implode else . end)})
     | group_by(.p) | map(map(.p + "=" + (.m | tojson))) | flatten | join(" ")' "$W/journal.json")
-  fields=$(jq -r 'keys[]' "$W/journal.json" | grep -v '^_' | sort -u | tr '\n' ' ')
+  # Fields the caller wrote (not journald's own, _*), but for CODE_FILE,
+  # CODE_FUNC and CODE_LINE: conmon's C source location of its
+  # sd_journal_sendv call, nothing about the container.
+  fields=$(jq -r 'keys[]' "$W/journal.json" | grep -v '^_\|^CODE_\(FILE\|FUNC\|LINE\)$' | sort -u | tr '\n' ' ')
   echo "[$SHIM] journal entries: $entries; fields: $fields"
+  jq -c 'with_entries(select(.key | startswith("_") | not))' "$W/journal.json"
   out=$(jq -r '.MESSAGE | if type == "array" then implode else . end' "$W/journal.json" | grep . | sort | tr '\n' ' ')
   eq "err-1 out-1 out-2 " "$out" "the container's lines in journalctl CONTAINER_ID_FULL=ID"
   out=$(journalctl --no-pager -o cat CONTAINER_NAME="$n" | grep . | sort | tr '\n' ' ')
   eq "err-1 out-1 out-2 " "$out" "the container's lines in journalctl CONTAINER_NAME=NAME"
+  # conmon names the entries after the container (`journalctl -t NAME`).
+  ident=$(jq -r '.SYSLOG_IDENTIFIER // "(none)"' "$W/journal.json" | sort -u | sed "s/^$n\$/NAME/" | tr '\n' ' ')
   if [ "$SHIM" = conmon ]; then
     ref_put journal_entries "$entries"
     ref_put journal_fields "$fields"
+    ref_put journal_ident "$ident"
   else
+    eq "$(ref_get journal_ident)" "$ident" "SYSLOG_IDENTIFIER of the entries (journalctl -t; as conmon's)"
     # conmon 2.1.12 ends MESSAGE with the line's newline, shimlet does not
     # (podman trims it; `journalctl -o cat` shows conmon's as blank lines):
     # compared without it, and the difference noted.

@@ -334,15 +334,25 @@ sc_exit_command() {
 not_mounted() { ! grep -qF -e "$1" -e "$2" /proc/self/mountinfo; }
 
 # A memory hog under --memory 24m --memory-swap 24m is killed by the kernel
-# (exit 137) and podman inspect says OOMKilled (cgroup v2 memory.events).
+# (exit 137; machine.slice's memory.events counts one more oom_kill, whoever
+# watches) and podman inspect says OOMKilled (cgroup v2 memory.events).
+# conmon 2.1.12 with runc sometimes misses it on a loaded machine (its
+# cgroup is gone before it looks): for conmon that is only noted.
 sc_oom_killed() {
-  local n code oom
+  local n code oom before after
+  before=$(awk '$1 == "oom_kill" { print $2 }' /sys/fs/cgroup/machine.slice/memory.events)
   n=$(cname oom)
   run_d "$n" --memory 24m --memory-swap 24m -- sh -c 'x=a; while :; do x=$x$x; done'
   code=$(pm_wait "$n")
   oom=$(inspect "$n" '{{.State.OOMKilled}}')
-  echo "[$SHIM] memory hog: podman wait $code, OOMKilled $oom"
+  after=$(awk '$1 == "oom_kill" { print $2 }' /sys/fs/cgroup/machine.slice/memory.events)
+  echo "[$SHIM] memory hog: podman wait $code, OOMKilled $oom, machine.slice oom_kill $before -> $after"
   eq 137 "$code" "exit code of the OOM-killed container"
+  [ "$after" -gt "$before" ] || fail "the kernel counted no OOM kill in machine.slice ($before -> $after): the OOM could not be triggered"
+  if [ "$SHIM" = conmon ] && [ "$oom" != true ]; then
+    note "conmon missed the OOM kill (OOMKilled $oom, exit $code, the kernel counted it)"
+    return 0
+  fi
   eq true "$oom" "podman inspect .State.OOMKilled after the kernel's OOM kill (exit $code)"
 }
 

@@ -598,10 +598,12 @@ sc_rootless_run_logs() {
   out=$(upm run --rm --network none "$IMAGE" sh -c 'echo hi; id -u')
   eq "$(printf 'hi\n0')" "$out" "rootless podman run --rm (uid 0 in the user namespace)"
   n=$(cname rl-logs)
-  upm run -d --network none --name "$n" "$IMAGE" sh -c 'echo out-1; echo err-1 >&2; echo out-2; sleep 2' >/dev/null
+  upm run -d --network none --name "$n" "$IMAGE" \
+    sh -c 'echo out-1; echo err-1 >&2; echo out-2; while [ ! -e /tmp/go ]; do sleep 0.1; done' >/dev/null
   sp=$(upm inspect --format '{{.State.ConmonPid}}' "$n")
   eq "$SHIM" "$(comm "$sp")" "the shim of the rootless container"
   eq "$(tuid)" "$(stat -c %u "/proc/$sp")" "the uid the shim runs as"
+  upm exec "$n" touch /tmp/go
   eq 0 "$(upm wait "$n")" "exit code"
   out=$(upm logs "$n" 2>"$W/err")
   eq "$(printf 'out-1\nout-2')" "$out" "stdout of rootless podman logs"

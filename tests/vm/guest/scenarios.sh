@@ -338,14 +338,20 @@ not_mounted() { ! grep -qF -e "$1" -e "$2" /proc/self/mountinfo; }
 # watches) and podman inspect says OOMKilled (cgroup v2 memory.events).
 # conmon 2.1.12 with runc sometimes misses it on a loaded machine (its
 # cgroup is gone before it looks): for conmon that is only noted.
+# OOM kills counted in machine.slice (0 before its first container).
+slice_ooms() {
+  local c
+  c=$(awk '$1 == "oom_kill" { print $2 }' /sys/fs/cgroup/machine.slice/memory.events 2>/dev/null || true)
+  echo "${c:-0}"
+}
 sc_oom_killed() {
   local n code oom before after
-  before=$(awk '$1 == "oom_kill" { print $2 }' /sys/fs/cgroup/machine.slice/memory.events)
+  before=$(slice_ooms)
   n=$(cname oom)
   run_d "$n" --memory 24m --memory-swap 24m -- sh -c 'x=a; while :; do x=$x$x; done'
   code=$(pm_wait "$n")
   oom=$(inspect "$n" '{{.State.OOMKilled}}')
-  after=$(awk '$1 == "oom_kill" { print $2 }' /sys/fs/cgroup/machine.slice/memory.events)
+  after=$(slice_ooms)
   echo "[$SHIM] memory hog: podman wait $code, OOMKilled $oom, machine.slice oom_kill $before -> $after"
   eq 137 "$code" "exit code of the OOM-killed container"
   [ "$after" -gt "$before" ] || fail "the kernel counted no OOM kill in machine.slice ($before -> $after): the OOM could not be triggered"

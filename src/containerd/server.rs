@@ -30,6 +30,8 @@ use crate::table::Slots;
 /// and a few more for the reconnections after a restart. A connection's
 /// buffer costs memory only while a request is in it.
 pub const MAX_CONNS: usize = crate::table::CAPACITY + 8;
+// A bit of `Shim::touched` per connection.
+const _: () = assert!(MAX_CONNS <= 128);
 /// Runtime calls in flight at once.
 pub const MAX_JOBS: usize = 16;
 /// Wait calls pending at once.
@@ -89,6 +91,8 @@ pub struct Shim<'a> {
     gens: [u16; MAX_CONNS],
     /// The connections' receive buffers (out while a request is served).
     cbufs: Option<&'a mut [ConnBuf; MAX_CONNS]>,
+    /// Bit i: buffer i was read into since the last trim.
+    touched: u128,
     pub out: &'a mut OutBuf,
     pub tasks: &'a mut Slots<Task>,
     pub jobs: [Option<Job>; MAX_JOBS],
@@ -199,6 +203,7 @@ extern "C" fn daemon() -> ! {
         conns: [const { None }; MAX_CONNS],
         gens: [0; MAX_CONNS],
         cbufs: Some(cbufs),
+        touched: 0,
         out,
         tasks,
         jobs: [const { None }; MAX_JOBS],
@@ -256,6 +261,7 @@ impl<'a> Shim<'a> {
         // The buffers are taken out while a request is served, so the
         // handlers may borrow its payload and the shim at once.
         let Some(cb) = self.cbufs.take() else { return };
+        self.touched |= 1 << i;
         for _ in 0..8 {
             let Some(conn) = self.conns[i].as_mut() else { break };
             let (h, body) = match conn.read(&mut cb[i].0) {
@@ -474,9 +480,10 @@ impl<'a> Front<'a> for Shim<'a> {
         // Connection buffers hold nothing between frames, the reply buffer
         // nothing between replies, the event ring nothing once empty.
         if let Some(cb) = &self.cbufs {
-            for (b, c) in cb.iter().zip(self.conns.iter()) {
-                if !c.as_ref().is_some_and(|c| c.mid_frame()) {
+            for (i, (b, c)) in cb.iter().zip(self.conns.iter()).enumerate() {
+                if self.touched & (1 << i) != 0 && !c.as_ref().is_some_and(|c| c.mid_frame()) {
                     sys::release(b.0.as_ptr() as usize, ttrpc::MSG_MAX);
+                    self.touched &= !(1 << i);
                 }
             }
         }

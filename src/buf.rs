@@ -5,6 +5,7 @@ use core::ffi::CStr;
 
 /// A byte buffer that truncates instead of growing. `push` reports whether
 /// everything fitted, for callers (paths) where truncation is an error.
+#[derive(Clone, Copy)]
 pub struct Buf<const N: usize> {
     len: usize,
     data: [u8; N],
@@ -38,10 +39,7 @@ impl<const N: usize> Buf<N> {
     }
     /// Append as much of `s` as fits; false when something was cut.
     pub fn push(&mut self, s: &[u8]) -> bool {
-        let n = s.len().min(N - self.len);
-        self.data[self.len..self.len + n].copy_from_slice(&s[..n]);
-        self.len += n;
-        n == s.len()
+        push_into(&mut self.data, &mut self.len, s)
     }
     pub fn push_byte(&mut self, b: u8) -> bool {
         self.push(&[b])
@@ -49,7 +47,7 @@ impl<const N: usize> Buf<N> {
     pub fn push_u64(&mut self, v: u64) -> bool {
         let mut tmp = [0u8; 20];
         let s = fmt_u64(v, &mut tmp);
-        self.push(s)
+        push_into(&mut self.data, &mut self.len, s)
     }
     pub fn push_i64(&mut self, v: i64) -> bool {
         if v < 0 {
@@ -61,12 +59,27 @@ impl<const N: usize> Buf<N> {
     /// The content as a C string (a NUL is appended, not counted in `len`).
     /// None when there is no room for the NUL or the content holds a NUL.
     pub fn as_cstr(&mut self) -> Option<&CStr> {
-        if self.len >= N {
-            return None;
-        }
-        self.data[self.len] = 0;
-        CStr::from_bytes_with_nul(&self.data[..self.len + 1]).ok()
+        cstr_of(&mut self.data, self.len)
     }
+}
+
+/// The body of every `Buf::push`: one copy for all sizes.
+#[inline(never)]
+fn push_into(data: &mut [u8], len: &mut usize, s: &[u8]) -> bool {
+    let n = s.len().min(data.len() - *len);
+    data[*len..*len + n].copy_from_slice(&s[..n]);
+    *len += n;
+    n == s.len()
+}
+
+/// The body of every `Buf::as_cstr`.
+#[inline(never)]
+fn cstr_of(data: &mut [u8], len: usize) -> Option<&CStr> {
+    if len >= data.len() {
+        return None;
+    }
+    data[len] = 0;
+    CStr::from_bytes_with_nul(&data[..len + 1]).ok()
 }
 
 impl<const N: usize> Default for Buf<N> {

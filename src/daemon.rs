@@ -203,6 +203,8 @@ pub trait Front<'a> {
     fn tick(&mut self, _d: &mut Daemon<'a>) {}
     /// Slot `slot`'s cgroup recorded an OOM kill.
     fn oom(&mut self, d: &mut Daemon<'a>, slot: usize);
+    /// The daemon is idle: hand back the front end's own idle buffers.
+    fn trim(&mut self) {}
 }
 
 impl<'a> Daemon<'a> {
@@ -297,6 +299,7 @@ impl<'a> Daemon<'a> {
         }
         if self.busy && now >= self.last_busy + IDLE_TRIM_MS {
             self.busy = false;
+            f.trim();
             self.trim();
         }
     }

@@ -6,6 +6,11 @@
 //! The sinks are opened once, by the launcher, before the daemon starts,
 //! and only read afterwards: they are the one piece of process-wide state
 //! every module may write to.
+//!
+//! `--log-level` filters what is said, as conmon's levels do: `error`
+//! says nothing here (errors before detaching go to stderr whatever the
+//! level), `warn` (the default) the warnings, `info`, `debug` and `trace`
+//! more (the container's pid and end, the runtime's command line).
 
 use core::ffi::CStr;
 use core::ptr::addr_of;
@@ -15,13 +20,24 @@ use crate::sock;
 use crate::sys::{self, AsRawFd, OFlags, OwnedFd, RawFd};
 use crate::timefmt;
 
+/// Diagnostic levels, as `--log-level` names them.
+pub mod level {
+    pub const ERROR: u8 = 0;
+    pub const WARN: u8 = 1;
+    pub const INFO: u8 = 2;
+    pub const DEBUG: u8 = 3;
+    pub const TRACE: u8 = 4;
+}
+
 struct Sinks {
     file: Option<OwnedFd>,
     syslog: Option<OwnedFd>,
     id: Option<&'static CStr>,
+    /// The most detailed level said (`level::*`).
+    level: u8,
 }
 
-static mut SINKS: Sinks = Sinks { file: None, syslog: None, id: None };
+static mut SINKS: Sinks = Sinks { file: None, syslog: None, id: None, level: level::WARN };
 
 fn sinks() -> &'static Sinks {
     // SAFETY: written only by `open`, before the daemon's loop starts and
@@ -31,7 +47,7 @@ fn sinks() -> &'static Sinks {
 
 /// Open the sinks (before detaching, so a bad path is reported). Called
 /// once.
-pub fn open(file: Option<&CStr>, syslog: bool, id: Option<&'static CStr>) -> sys::Result<()> {
+pub fn open(file: Option<&CStr>, syslog: bool, id: Option<&'static CStr>, level: u8) -> sys::Result<()> {
     let file = match file {
         Some(path) => Some(sys::open(path, OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE, 0o600)?),
         None => None,
@@ -42,8 +58,15 @@ pub fn open(file: Option<&CStr>, syslog: bool, id: Option<&'static CStr>) -> sys
         return Ok(());
     }
     // SAFETY: see `sinks`: this is the one write, made before any read.
-    unsafe { *core::ptr::addr_of_mut!(SINKS) = Sinks { file, syslog, id } };
+    unsafe { *core::ptr::addr_of_mut!(SINKS) = Sinks { file, syslog, id, level } };
     Ok(())
+}
+
+/// Diagnostics to an already open descriptor (the containerd shim's log
+/// FIFO). Called once, before the daemon's loop, instead of `open`.
+pub fn use_fd(fd: OwnedFd, id: Option<&'static CStr>) {
+    // SAFETY: see `sinks`: this is the one write, made before any read.
+    unsafe { *core::ptr::addr_of_mut!(SINKS) = Sinks { file: Some(fd), syslog: None, id, level: level::WARN } };
 }
 
 /// The descriptors to keep when everything else is closed.
@@ -52,10 +75,21 @@ pub fn fds() -> [RawFd; 2] {
     [s.file.as_ref().map_or(-1, |f| f.as_raw_fd()), s.syslog.as_ref().map_or(-1, |f| f.as_raw_fd())]
 }
 
-/// One diagnostic line, made of `parts`.
-pub fn warn(parts: &[&[u8]]) {
+/// Whether something of `lvl` would be said (to skip building it).
+pub fn wants(lvl: u8) -> bool {
     let s = sinks();
-    if s.file.is_none() && s.syslog.is_none() {
+    (s.file.is_some() || s.syslog.is_some()) && s.level >= lvl
+}
+
+/// One warning, made of `parts`.
+pub fn warn(parts: &[&[u8]]) {
+    note(level::WARN, parts)
+}
+
+/// One diagnostic line of level `lvl`, made of `parts`.
+pub fn note(lvl: u8, parts: &[&[u8]]) {
+    let s = sinks();
+    if !wants(lvl) {
         return;
     }
     let mut msg: Buf<512> = Buf::new();
@@ -77,9 +111,14 @@ pub fn warn(parts: &[&[u8]]) {
         let _ = sys::write(f, line.as_bytes());
     }
     if let Some(l) = &s.syslog {
-        // daemon.warning
+        // daemon.warning, daemon.info, daemon.debug
         let mut d: Buf<600> = Buf::new();
-        d.push(b"<28>shimlet[");
+        d.push(match lvl {
+            level::WARN | level::ERROR => b"<28>",
+            level::INFO => b"<30>",
+            _ => b"<31>",
+        });
+        d.push(b"shimlet[");
         d.push_u64(sys::getpid() as u64);
         d.push(b"]: ");
         d.push(msg.as_bytes());
@@ -90,6 +129,18 @@ pub fn warn(parts: &[&[u8]]) {
 /// `warn` with an errno's text appended.
 pub fn warn_errno(what: &[u8], e: sys::Errno) {
     warn(&[what, b": ", sys::text(e)]);
+}
+
+/// A warning on stderr (before detaching), unless `--log-level` is
+/// `error`.
+pub fn say_warning(lvl: u8, parts: &[&[u8]]) {
+    if lvl >= level::WARN {
+        let mut m: Buf<1024> = Buf::new();
+        for p in parts {
+            m.push(p);
+        }
+        say(&[b"warning: ", m.as_bytes()]);
+    }
 }
 
 /// `shimlet: ` and the parts on stderr, then a newline (before detaching,

@@ -152,6 +152,31 @@ pub fn lookup<'d>(d: &'d [u8], path: &[&[u8]]) -> Option<&'d [u8]> {
     Some(v)
 }
 
+/// The raw items of a JSON array value.
+pub fn items(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut i = ws(v, 0);
+    let ok = v.get(i) == Some(&b'[');
+    i += 1;
+    core::iter::from_fn(move || {
+        if !ok {
+            return None;
+        }
+        i = ws(v, i);
+        if v.get(i) == Some(&b',') {
+            i = ws(v, i + 1);
+        }
+        match v.get(i) {
+            None | Some(b']') => None,
+            Some(_) => {
+                let end = value_end(v, i)?;
+                let item = &v[i..end];
+                i = end;
+                Some(item)
+            }
+        }
+    })
+}
+
 /// A JSON string value (with its quotes) unescaped into `out`; false when
 /// it is not a string or did not fit. `\uXXXX` outside ASCII becomes
 /// UTF-8 (surrogate pairs included).
@@ -249,6 +274,15 @@ mod tests {
         for bad in [&b""[..], b"{", b"{\"a\"", b"{\"a\":", b"[1,2", b"{\"a\":\"x"] {
             assert_eq!(lookup(bad, &[b"a"]), None);
         }
+    }
+
+    #[test]
+    fn array_items() {
+        let v: Vec<&[u8]> = items(br#"[ {"a":[1,2]}, "x,]", 3 ]"#).collect();
+        assert_eq!(v, vec![&br#"{"a":[1,2]}"#[..], br#""x,]""#, b"3"]);
+        assert_eq!(items(b"[]").count(), 0);
+        assert_eq!(items(b"{}").count(), 0);
+        assert_eq!(items(b"[1,").count(), 1);
     }
 
     #[test]

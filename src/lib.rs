@@ -7,6 +7,8 @@
 //! Front ends, above the core:
 //! - `conmon`   podman's and CRI-O's conmon protocol: its command line
 //!   (`conmon::cli`), the launcher (`conmon::launch`), the exit command
+//! - `containerd` containerd's runtime v2 shim (`containerd-shim-shimlet-v1`):
+//!   start and delete, the ttrpc Task service, events, metrics
 //! - `client`   `shimlet attach`, the terminal-side client
 //!
 //! The core, one daemon holding several processes:
@@ -14,6 +16,7 @@
 //! - `table`    the fixed-capacity table of processes
 //! - `process`  per process: its phase, stdio, sinks, clients, ctl, OOM
 //! - `create`   starting the OCI runtime, reading what it leaves
+//! - `relay`    a pty to and from a manager's FIFOs
 //! - `output`   a process's output to its sinks
 //! - `logfile`  the k8s-file log writer
 //! - `pace`     pacing output pipes while a process floods them
@@ -56,8 +59,12 @@ pub mod tty;
 
 use core::ffi::{c_char, c_int, CStr};
 
-/// The program: `shimlet attach ...` is the client, anything else the
-/// conmon command line.
+/// shimlet's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The program: as `containerd-shim-shimlet-v1`, containerd's shim;
+/// `shimlet attach ...` is the client; anything else the conmon command
+/// line.
 ///
 /// # Safety
 /// `argv` holds `argc` valid C strings that live as long as the process;
@@ -66,6 +73,9 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // Descriptors 0-2 must be taken before anything else is opened, or a
     // pipe could land there and later be replaced by /dev/null.
     sys::fill_stdio();
+    if argc > 0 && containerd::is_shim_name(CStr::from_ptr(*argv)) {
+        return containerd::main(argc, argv);
+    }
     if argc > 1 && CStr::from_ptr(*argv.add(1)).to_bytes() == b"attach" {
         let args = (2..argc as usize).map(|i| CStr::from_ptr(*argv.add(i)));
         return client::main(args);

@@ -16,13 +16,28 @@
 //! loop sleeps. The kernel's cost is in the number and the shape of the
 //! writes, not in the bytes: one 64 KiB `write` costs a fraction of the
 //! `writev`s of [header, payload] pairs that carry the same records.
+//!
+//! Limits, as conmon 2.2 applies them, record by record (a batch is cut
+//! where a limit decides): before a record that would take the file past
+//! `--log-size-max`, the file is started anew: a new empty file replaces
+//! it, or, with `--log-rotate`, the old one is kept as `PATH.1` and older
+//! ones move up to `PATH.N` (without `--log-rotate` shimlet still keeps
+//! one, `PATH.1`, where conmon throws the old lines away). The new file
+//! is made beside the old one and renamed over it, so the path always
+//! names a file. Past `--log-global-size-max` in all, the rest is dropped
+//! (the record that crosses it is still written). Log files are created
+//! 0640, as conmon 2.2 creates them.
 
 use core::ffi::CStr;
 
 use rustix::io::IoSlice;
 
-use crate::sys::{self, Errno, OFlags, OwnedFd};
+use crate::buf::PathBuf;
+use crate::sys::{self, AsFd, Errno, OFlags, OwnedFd};
 use crate::timefmt;
+
+/// The mode of log files (conmon 2.2's).
+pub const MODE: u32 = 0o640;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stream {
@@ -197,14 +212,27 @@ fn whole_records(bytes: &[u8]) -> (usize, usize) {
 
 pub struct LogFile<'a> {
     fd: Option<OwnedFd>,
+    /// The log's directory when it was pinned (checked against an
+    /// allowlist): `path` is then the name in it. Else `path` is the path
+    /// as given (a relative one means the same to the shim all its life:
+    /// it never changes directory).
+    dir: Option<OwnedFd>,
     path: Option<&'a CStr>,
-    /// Rotate to `PATH.1` before the file would pass this size (0: never).
+    /// Start the file anew before it would pass this size (0: never).
     max_size: u64,
     /// Stop logging once this much has been written in all (0: no limit).
     global_max: u64,
+    /// Old files kept when the file is started anew: 0 keeps none
+    /// (conmon's default), N keeps `PATH.1` ... `PATH.N` (`--log-rotate`).
+    keep: u32,
+    /// Starting anew failed and was said: said again only once it works.
+    renew_failing: bool,
+    /// Starting anew failed during this read: not tried again before the
+    /// next one (the file grows on meanwhile).
+    renew_held: bool,
     size: u64,
     total: u64,
-    /// Rotations done.
+    /// Files started anew.
     pub rotations: u64,
     /// Payload bytes that could not be written (disk full, I/O error).
     pub lost: u64,
@@ -219,9 +247,13 @@ impl<'a> LogFile<'a> {
     pub const fn none() -> Self {
         LogFile {
             fd: None,
+            dir: None,
             path: None,
             max_size: 0,
             global_max: 0,
+            keep: 0,
+            renew_failing: false,
+            renew_held: false,
             size: 0,
             total: 0,
             rotations: 0,
@@ -231,61 +263,136 @@ impl<'a> LogFile<'a> {
         }
     }
 
+    /// Open (or create) the log at `path`, appending.
     pub fn open(path: &'a CStr) -> sys::Result<Self> {
-        let fd = Self::open_fd(path)?;
+        let fd = sys::openat(sys::cwd(), path, OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE, MODE)?;
+        Ok(Self::opened(None, path, fd))
+    }
+
+    /// The log `name` in the directory `dir`, pinned: every later open and
+    /// rename is made in that directory. The file itself may not be a
+    /// symbolic link.
+    pub fn open_in(dir: OwnedFd, name: &'a CStr) -> sys::Result<Self> {
+        let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW;
+        let fd = sys::openat(&dir, name, flags, MODE)?;
+        Ok(Self::opened(Some(dir), name, fd))
+    }
+
+    fn opened(dir: Option<OwnedFd>, path: &'a CStr, fd: OwnedFd) -> Self {
         let mut l = Self::none();
+        // What the file holds already counts, toward both limits (conmon
+        // 2.2 counts so too).
         l.size = sys::file_size(&fd);
+        l.total = l.size;
         l.fd = Some(fd);
+        l.dir = dir;
         l.path = Some(path);
-        Ok(l)
+        l
     }
 
     pub fn is_open(&self) -> bool {
         self.fd.is_some()
     }
 
-    /// `max_size`: rotate before passing it; `global_max`: stop after it.
+    /// `max_size`: start anew before passing it; `global_max`: stop after it.
     pub fn limit(&mut self, max_size: Option<u64>, global_max: Option<u64>) {
         self.max_size = max_size.unwrap_or(0);
         self.global_max = global_max.unwrap_or(0);
     }
 
-    fn open_fd(path: &CStr) -> sys::Result<OwnedFd> {
-        sys::open(path, OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE, 0o600)
+    /// Keep `n` old files when the file is started anew (`--log-rotate
+    /// --log-max-files n`); 0: keep none.
+    pub fn keep_old(&mut self, n: u32) {
+        self.keep = n;
     }
 
-    /// Keep the full file as `PATH.1` (replacing an older one) and start
-    /// a new one. conmon 2.1.6 truncates instead, losing the old lines.
-    fn rotate(&mut self) {
-        let Some(path) = self.path else { return };
-        let mut old = crate::buf::PathBuf::new();
-        old.push(path.to_bytes());
-        if !old.push(b".1") {
-            return;
-        }
-        let Some(old_c) = old.as_cstr() else { return };
-        if sys::rename(path, old_c).is_err() {
-            return;
-        }
-        match Self::open_fd(path) {
-            Ok(fd) => {
-                self.fd = Some(fd);
-                self.size = 0;
-                self.rotations += 1;
-            }
-            // Keep writing into the renamed file rather than nowhere.
-            Err(e) => self.last_error = Some(e),
-        }
+    fn dir_fd(&self) -> sys::BorrowedFd<'_> {
+        self.dir.as_ref().map_or(sys::cwd(), |d| d.as_fd())
     }
 
-    /// Reopen by path (after someone rotated the file away). On failure the
-    /// old descriptor is kept, so writing goes on somewhere.
+    /// The manager's `2 0 0` on the ctl FIFO, as conmon does it: the file
+    /// is started anew (see `renew`). After an outside rotation (the file
+    /// was renamed or deleted) that is a new file at the path. On failure
+    /// the old descriptor is kept, so writing goes on somewhere.
     pub fn reopen(&mut self) -> sys::Result<()> {
+        let r = self.renew();
+        self.said(r);
+        r
+    }
+
+    /// Start a new file at the path: made beside it (`PATH.new` with
+    /// --log-rotate, else `PATH.tmp`), the old ones shifted up to
+    /// `PATH.N` and the current one renamed to `PATH.1` (with --log-rotate;
+    /// else it is replaced and its lines are gone), then renamed into
+    /// place. The path names a file all along.
+    #[inline(never)]
+    fn renew(&mut self) -> sys::Result<()> {
         let Some(path) = self.path else { return Ok(()) };
-        let fd = Self::open_fd(path)?;
-        self.size = sys::file_size(&fd);
+        let dir = self.dir_fd();
+        let (mut a, mut b) = (PathBuf::new(), PathBuf::new());
+        let fresh = if self.keep > 0 { &b".new"[..] } else { b".tmp" };
+        let name = suffixed(&mut a, path, fresh, 0)?;
+        // One left by a shim that died half-way would block us for ever.
+        let _ = sys::unlinkat(dir, name);
+        let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let fd = sys::openat(dir, name, flags, MODE)?;
+        let kept = match self.shift(dir, path, &mut a, &mut b) {
+            Ok(kept) => kept,
+            Err(e) => {
+                let _ = sys::unlinkat(dir, suffixed(&mut a, path, fresh, 0)?);
+                return Err(e);
+            }
+        };
+        let name = suffixed(&mut a, path, fresh, 0)?;
+        if let Err(e) = sys::renameat(dir, name, path) {
+            let _ = sys::unlinkat(dir, name);
+            if kept {
+                // Put the old file back where it was.
+                let _ = sys::renameat(dir, suffixed(&mut b, path, b".", 1)?, path);
+            }
+            return Err(e);
+        }
         self.fd = Some(fd);
+        self.size = 0;
+        self.rotations += 1;
         Ok(())
+    }
+
+    /// With --log-rotate: `PATH.(i-1)` to `PATH.i` for i from N down to 2
+    /// (the oldest is replaced), then `PATH` to `PATH.1`. True when there
+    /// was a `PATH` to keep (someone may have moved it away).
+    fn shift(&self, dir: sys::BorrowedFd<'_>, path: &CStr, a: &mut PathBuf, b: &mut PathBuf) -> sys::Result<bool> {
+        // Nothing to keep (moved or deleted away): nothing moves up either.
+        if self.keep == 0 || !sys::present_at(dir, path)? {
+            return Ok(false);
+        }
+        for i in (2..=self.keep as u64).rev() {
+            let from = suffixed(a, path, b".", i - 1)?;
+            let to = suffixed(b, path, b".", i)?;
+            match sys::renameat(dir, from, to) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        sys::renameat(dir, path, suffixed(b, path, b".", 1)?)?;
+        Ok(true)
+    }
+
+    /// A failure to start anew is said once, and once more when it works
+    /// again; meanwhile the old file goes on growing (conmon's way too).
+    fn said(&mut self, r: sys::Result<()>) {
+        match r {
+            Err(e) if !self.renew_failing => {
+                self.renew_failing = true;
+                self.last_error = Some(e);
+                crate::diag::warn_errno(b"cannot start the log file anew, writing on in the old one", e);
+            }
+            Ok(()) if self.renew_failing => {
+                self.renew_failing = false;
+                crate::diag::warn(&[b"the log file was started anew"]);
+            }
+            _ => {}
+        }
     }
 
     pub fn sync(&self) -> sys::Result<()> {
@@ -296,11 +403,11 @@ impl<'a> LogFile<'a> {
     }
 
     /// Bytes that may still be written before a limit decides what comes
-    /// next (a rotation, or dropping): a batch is cut there, so those
-    /// decisions fall between records.
+    /// next (starting the file anew, or dropping): a batch is cut there, so
+    /// those decisions fall between records, as conmon makes them.
     fn room(&self) -> u64 {
         let mut room = u64::MAX;
-        if self.max_size > 0 {
+        if self.max_size > 0 && !self.renew_held {
             room = self.max_size.saturating_sub(self.size);
         }
         if self.global_max > 0 {
@@ -310,19 +417,26 @@ impl<'a> LogFile<'a> {
     }
 
     /// Write `parts` (whole records carrying `payload` bytes), within the
-    /// limits. A write cut short (disk full) keeps the complete records it
-    /// wrote and cuts the file back to the last of them, so the file holds
-    /// whole records only; the rest is counted as lost. `batch`: the parts
-    /// are this one buffer of records; else they are the pieces of a single
+    /// limits: once `--log-global-size-max` is reached the rest is dropped
+    /// and counted (the batch that crosses it is still written: batches are
+    /// cut at `room`, so that is one record); before a write that would take
+    /// a non-empty file past `--log-size-max` the file is started anew. A
+    /// write cut short (disk full) keeps the complete records it wrote and
+    /// cuts the file back to the last of them, so the file holds whole
+    /// records only; the rest is counted as lost. `batch`: the parts are
+    /// this one buffer of records; else they are the pieces of a single
     /// record, written whole or not at all.
     fn write_out(&mut self, parts: &mut [IoSlice<'_>], payload: usize, batch: Option<&[u8]>) {
-        let bytes: u64 = parts.iter().map(|v| v.as_slice().len() as u64).sum();
-        if self.global_max > 0 && self.total + bytes > self.global_max {
+        if self.global_max > 0 && self.total >= self.global_max {
             self.lost += payload as u64;
             return;
         }
-        if self.max_size > 0 && self.size > 0 && self.size + bytes > self.max_size {
-            self.rotate();
+        let bytes: u64 = parts.iter().map(|v| v.as_slice().len() as u64).sum();
+        if self.max_size > 0 && self.size > 0 && self.size + bytes > self.max_size && !self.renew_held {
+            let r = self.renew();
+            // Failing, it is tried again at the next read, not per record.
+            self.renew_held = r.is_err();
+            self.said(r);
         }
         let Some(fd) = &self.fd else { return };
         let (done, kept, wrote) = match sys::writev_all(fd, parts) {
@@ -360,6 +474,7 @@ impl<'a> LogFile<'a> {
         if self.fd.is_none() || data.is_empty() {
             return;
         }
+        self.renew_held = false;
         let full = header(stamp, stream, true);
         let mut rest = data;
         while !rest.is_empty() {
@@ -392,6 +507,16 @@ impl<'a> LogFile<'a> {
             rest = &rest[seg.len()..];
         }
     }
+}
+
+/// `PATH` + `sep` (+ `n` when not 0), as a C string in `buf`.
+fn suffixed<'b>(buf: &'b mut PathBuf, path: &CStr, sep: &[u8], n: u64) -> sys::Result<&'b CStr> {
+    buf.clear();
+    let ok = buf.push(path.to_bytes()) && buf.push(sep) && (n == 0 || buf.push_u64(n));
+    if !ok {
+        return Err(Errno::NAMETOOLONG);
+    }
+    buf.as_cstr().ok_or(Errno::NAMETOOLONG)
 }
 
 #[cfg(test)]
@@ -729,7 +854,64 @@ mod tests {
         assert_eq!(lines[1001], b"1970-01-01T00:00:00.000000000+00:00 stderr F more");
         let mode = std::fs::metadata(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        assert_eq!(mode.permissions().mode() & 0o777, MODE);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One read in a wake-up of its own: formatted into a batch, flushed.
+    fn put(log: &mut LogFile<'_>, stream: Stream, data: &[u8], st: &timefmt::Stamp) {
+        let mut buf = vec![0u8; 65536];
+        let mut b = Batch::new(&mut buf);
+        log.write(&mut b, stream, data, st);
+        log.flush(&mut b);
+    }
+
+    /// A fresh directory for one test, and a leaked C path in it.
+    fn scratch(tag: &str) -> (std::path::PathBuf, &'static CStr) {
+        let dir = std::env::temp_dir().join(format!("shimlet-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        (dir, Box::leak(c.into_boxed_c_str()))
+    }
+
+    /// 86-byte records (45 of header): `line NNN` padded to 40 bytes + \n.
+    fn rec(i: usize) -> String {
+        format!("{:<40}\n", format!("line {i:03}"))
+    }
+
+    fn lines_of(p: &std::path::Path) -> Vec<usize> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l[HEADER_LEN..].trim_end().trim_start_matches("line ").parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn size_limit_starts_an_empty_file_record_by_record() {
+        let (dir, path) = scratch("truncate");
+        let mut log = LogFile::open(path).unwrap();
+        log.limit(Some(400), None);
+        let st = timefmt::format(0, 0);
+        // One read of 10 records: 4 fit in 400 bytes (344), then anew.
+        let data: String = (0..10).map(rec).collect();
+        put(&mut log, Stream::Stdout, data.as_bytes(), &st);
+        assert_eq!(lines_of(&dir.join("log")), vec![8, 9]);
+        for i in 10..12 {
+            put(&mut log, Stream::Stdout, rec(i).as_bytes(), &st);
+        }
+        assert_eq!(lines_of(&dir.join("log")), vec![8, 9, 10, 11]);
+        assert_eq!(std::fs::metadata(dir.join("log")).unwrap().len(), 344);
+        put(&mut log, Stream::Stdout, rec(12).as_bytes(), &st);
+        put(&mut log, Stream::Stdout, rec(13).as_bytes(), &st);
+        assert_eq!(lines_of(&dir.join("log")), vec![12, 13]);
+        // Nothing kept, nothing left beside it.
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("log")]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dir.join("log")).unwrap().permissions().mode() & 0o777, MODE);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -743,11 +925,13 @@ mod tests {
         let reads: Vec<(Stream, &[u8])> = lines.iter().map(|l| (Stream::Stdout, l.as_bytes())).collect();
         through(&mut log, 65536, 10, &reads, &st);
         let file = t.read("log");
-        // As many whole records as fit in 1000 bytes, the first ones.
+        // The first records, whole, up to the one that crosses 1000 bytes
+        // (conmon writes that one too).
         let all = reference(&reads, &st);
         let fit = all.split_inclusive(|&b| b == b'\n').scan(0, |n, r| {
+            let starts = *n;
             *n += r.len();
-            (*n <= 1000).then_some(r.len())
+            (starts < 1000).then_some(r.len())
         });
         assert_eq!(file.len(), fit.sum::<usize>());
         whole_and_in_order(&file, &reads, log.written);
@@ -763,6 +947,7 @@ mod tests {
             Box::leak(std::ffi::CString::new(path.to_str().unwrap()).unwrap().into_boxed_c_str());
         let mut log = LogFile::open(cpath).unwrap();
         log.limit(Some(1000), None);
+        log.keep_old(1);
         let st = timefmt::format(0, 0);
         let mut buf = vec![0u8; 65536];
         for i in 0..100 {
@@ -784,6 +969,75 @@ mod tests {
         for (k, l) in lines.iter().enumerate() {
             assert!(l.ends_with(&format!("line {}", first + k)), "{l}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_n_old_files() {
+        let (dir, path) = scratch("rotate");
+        let mut log = LogFile::open(path).unwrap();
+        log.limit(Some(400), None);
+        log.keep_old(3);
+        let st = timefmt::format(0, 0);
+        for i in 0..30 {
+            put(&mut log, Stream::Stdout, rec(i).as_bytes(), &st);
+        }
+        assert_eq!(lines_of(&dir.join("log")), vec![28, 29]);
+        assert_eq!(lines_of(&dir.join("log.1")), vec![24, 25, 26, 27]);
+        assert_eq!(lines_of(&dir.join("log.2")), vec![20, 21, 22, 23]);
+        assert_eq!(lines_of(&dir.join("log.3")), vec![16, 17, 18, 19]);
+        assert!(!dir.join("log.4").exists() && !dir.join("log.new").exists());
+        assert_eq!(log.rotations, 7);
+        // The manager's reopen rotates too; a file moved away is not needed.
+        std::fs::rename(dir.join("log"), dir.join("moved")).unwrap();
+        log.reopen().unwrap();
+        put(&mut log, Stream::Stdout, rec(30).as_bytes(), &st);
+        assert_eq!(lines_of(&dir.join("log")), vec![30]);
+        assert_eq!(lines_of(&dir.join("log.1")), vec![24, 25, 26, 27]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_record_bigger_than_the_limit_gets_a_file() {
+        let (dir, path) = scratch("big");
+        let mut log = LogFile::open(path).unwrap();
+        log.limit(Some(100), None);
+        log.keep_old(1);
+        let st = timefmt::format(0, 0);
+        let big = "x".repeat(300);
+        put(&mut log, Stream::Stdout, big.as_bytes(), &st);
+        put(&mut log, Stream::Stdout, big.as_bytes(), &st);
+        // The first went into the (empty) file as it was, the second into a new one.
+        assert_eq!(std::fs::metadata(dir.join("log")).unwrap().len(), 300 + 46);
+        assert_eq!(std::fs::metadata(dir.join("log.1")).unwrap().len(), 300 + 46);
+        assert_eq!(log.rotations, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn global_cap_writes_the_crossing_record() {
+        let (dir, path) = scratch("global");
+        let mut log = LogFile::open(path).unwrap();
+        log.limit(None, Some(200));
+        let st = timefmt::format(0, 0);
+        let data: String = (0..5).map(rec).collect();
+        put(&mut log, Stream::Stdout, data.as_bytes(), &st);
+        put(&mut log, Stream::Stdout, rec(5).as_bytes(), &st);
+        assert_eq!(lines_of(&dir.join("log")), vec![0, 1, 2]);
+        assert_eq!(log.lost, 3 * 41);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reopen_without_rotation_starts_an_empty_file() {
+        let (dir, path) = scratch("reopen");
+        let mut log = LogFile::open(path).unwrap();
+        let st = timefmt::format(0, 0);
+        put(&mut log, Stream::Stdout, rec(1).as_bytes(), &st);
+        log.reopen().unwrap();
+        put(&mut log, Stream::Stdout, rec(2).as_bytes(), &st);
+        assert_eq!(lines_of(&dir.join("log")), vec![2]);
+        assert!(!dir.join("log.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

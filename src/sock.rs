@@ -112,6 +112,32 @@ pub fn listen_at(dir: BorrowedFd<'_>, name: &CStr, ty: SocketType, backlog: i32,
     Ok(fd)
 }
 
+/// A datagram socket bound at `name` in `dir` (replacing a stale one),
+/// non-blocking, then given `mode`.
+#[inline(never)]
+pub fn bind_dgram_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> sys::Result<OwnedFd> {
+    let a = addr_at(dir, name)?;
+    let _ = sys::unlinkat(dir, name);
+    let fd = socket(DGRAM, true)?;
+    let old = sys::umask(0o077);
+    let r = net::bind(&fd, &a);
+    sys::umask(old);
+    r?;
+    sys::chmodat(dir, name, mode)?;
+    Ok(fd)
+}
+
+/// A datagram socket that sends to addresses (`send_to`).
+pub fn dgram() -> sys::Result<OwnedFd> {
+    socket(DGRAM, true)
+}
+
+/// One datagram to the socket at `path`, without waiting or SIGPIPE.
+pub fn send_to(fd: impl AsFd, path: &CStr, data: &[u8]) -> sys::Result<usize> {
+    let a = SocketAddrUnix::new(path)?;
+    sys::retry(|| net::sendto(fd.as_fd(), data, SendFlags::DONTWAIT | SendFlags::NOSIGNAL, &a))
+}
+
 /// A blocking connection to the socket at `path`.
 pub fn connect(path: &CStr, ty: SocketType) -> sys::Result<OwnedFd> {
     let p = Place::of(path)?;

@@ -30,9 +30,10 @@ use core::ptr::addr_of_mut;
 /// Pointers then strings, packed: a usual command line and environment
 /// fit in one page, and only touched pages cost memory.
 const ARENA_WORDS: usize = 4096;
-/// The daemon's usable stack. Only touched pages cost memory; idle trims
-/// return what deep calls touched.
-pub const STACK: usize = 64 * 1024;
+/// The daemon's usable stack. Only touched pages cost memory (an idle
+/// daemon touches one or two); idle trims return what deep calls touched
+/// (a containerd Create goes some tens of KiB deep).
+pub const STACK: usize = 256 * 1024;
 const GUARD: usize = 4096;
 
 #[repr(C, align(4096))]

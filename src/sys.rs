@@ -16,7 +16,7 @@
 //! | `clock_gettime` (as a raw `syscall`) | rustix would call the vDSO, which the daemon unmaps |
 //! | `close_range` (as a raw `syscall`) | not in rustix |
 //! | `sigprocmask`, `signal(SIGPIPE)` | the process-wide mask, set before the fork |
-//! | `strerror`, `getenv`, `getcwd` | the C library's message table and its `environ` |
+//! | `strerror`, `getenv`, `getcwd`, `environ` | the C library's message table and its environment |
 //! | `_exit` | ends the process without running anything else |
 
 use core::ffi::{c_char, c_int, CStr};
@@ -306,6 +306,40 @@ pub fn rename(from: &CStr, to: &CStr) -> Result<()> {
     rustix::fs::rename(from, to)
 }
 
+/// Rename within one directory (`dir` may be `cwd()`).
+pub fn renameat(dir: impl AsFd, from: &CStr, to: &CStr) -> Result<()> {
+    let dir = dir.as_fd();
+    rustix::fs::renameat(dir, from, dir, to)
+}
+
+/// The path the kernel has for an open descriptor (its symlinks and `..`
+/// resolved), read from /proc/self/fd/N into `buf`.
+pub fn fd_path(fd: impl AsFd, buf: &mut [u8]) -> Result<&[u8]> {
+    let mut p: crate::buf::Buf<32> = crate::buf::Buf::new();
+    p.push(b"/proc/self/fd/");
+    p.push_u64(fd.as_fd().as_raw_fd() as u64);
+    let path = p.as_cstr().ok_or(Errno::NAMETOOLONG)?;
+    let n = rustix::fs::readlinkat_raw(rustix::fs::CWD, path, &mut *buf)?;
+    if n >= buf.len() {
+        return Err(Errno::NAMETOOLONG);
+    }
+    Ok(&buf[..n])
+}
+
+/// Whether `name` exists in `dir` (a symbolic link is not followed).
+pub fn present_at(dir: impl AsFd, name: &CStr) -> Result<bool> {
+    match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Set a descriptor's file mode (a pipe's too).
+pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
+    rustix::fs::fchmod(fd, Mode::from_bits_truncate(mode))
+}
+
 pub fn unlink(path: &CStr) -> Result<()> {
     rustix::fs::unlink(path)
 }
@@ -396,6 +430,35 @@ pub fn getenv(name: &CStr) -> Option<&'static CStr> {
             None
         } else {
             Some(CStr::from_ptr(p))
+        }
+    }
+}
+
+extern "C" {
+    static mut environ: *mut *mut c_char;
+}
+
+/// The slot of `NAME=...` in the environment, for a child to point at
+/// another string before it execs (the parent puts the old one back).
+pub fn env_slot(name: &[u8]) -> Option<*mut *mut c_char> {
+    // SAFETY: `environ` is a NULL-terminated array of C strings that the
+    // process does not change (see `getenv`); only reads here.
+    unsafe {
+        let env = environ;
+        if env.is_null() {
+            return None;
+        }
+        let mut i = 0;
+        loop {
+            let p = *env.add(i);
+            if p.is_null() {
+                return None;
+            }
+            let s = CStr::from_ptr(p).to_bytes();
+            if s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=' {
+                return Some(env.add(i));
+            }
+            i += 1;
         }
     }
 }
@@ -627,6 +690,16 @@ pub unsafe fn exec(prog: &CStr, argv: *const *const c_char) -> Errno {
     last_errno()
 }
 
+/// exec `prog` (an absolute path) with `envp` as its whole environment.
+/// Returns only on failure.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of pointers to C strings.
+pub unsafe fn exec_env(prog: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    libc::execve(prog.as_ptr(), argv, envp);
+    last_errno()
+}
+
 /// End the process now.
 pub fn exit(code: c_int) -> ! {
     // SAFETY: _exit never returns and runs nothing of ours.
@@ -807,6 +880,29 @@ pub fn set_oom_score_adj(v: &[u8]) -> bool {
         Ok(fd) => write(&fd, v).is_ok(),
         Err(_) => false,
     }
+}
+
+/// The oom_score_adj the process had before `protect_from_oom`.
+static mut OOM_BEFORE: ([u8; 12], usize) = ([0; 12], 0);
+
+/// Survive the host's OOM killer before the container does (-1000),
+/// remembering the value the shim was given, which its children get back
+/// (conmon 2.2's way: they get what the manager gave the shim). True when
+/// the protection took.
+pub fn protect_from_oom() -> bool {
+    let mut b = [0u8; 12];
+    let n = read_file(c"/proc/self/oom_score_adj", &mut b).map(|v| crate::buf::trim(v).len()).unwrap_or(0);
+    // SAFETY: written here, in the daemon before any child exists, and
+    // only read afterwards (by children, before they exec).
+    unsafe { *core::ptr::addr_of_mut!(OOM_BEFORE) = (b, n) };
+    set_oom_score_adj(b"-1000")
+}
+
+/// In a child: the oom_score_adj the shim was given back (0 when unknown).
+pub fn restore_oom_score_adj() {
+    // SAFETY: see `protect_from_oom`: nothing writes it any more.
+    let (b, n) = unsafe { *core::ptr::addr_of!(OOM_BEFORE) };
+    set_oom_score_adj(if n > 0 { &b[..n] } else { b"0" });
 }
 
 // ---- eventfd ---------------------------------------------------------------

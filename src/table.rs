@@ -29,6 +29,9 @@ pub type Table<'a> = Slots<Proc<'a>>;
 pub const SLOTS_OFFSET: usize = core::mem::offset_of!(Table<'static>, slots);
 
 impl<T> Slots<T> {
+    /// No slot used, no capacity yet.
+    pub const EMPTY: Slots<T> = Slots { used: 0, cap: 0, slots: [const { MaybeUninit::uninit() }; CAPACITY] };
+
     /// Allow `cap` slots (at most CAPACITY).
     pub fn set_capacity(&mut self, cap: usize) {
         self.cap = cap.min(CAPACITY);

@@ -639,6 +639,7 @@ fn ctl_size_before_pty_exists() {
     let dir = c.dir.clone();
     let launcher = std::thread::spawn(move || l.run(&dir));
     wait_until("the ctl FIFO to exist", WAIT, || ctl.exists().then_some(()));
+    wait_ctl_reader(&ctl);
     ctl_send(&ctl, b"1 33 77\n");
     // The shim has read the line: the pty cannot exist yet (no runtime ran).
     wait_until("the shim to read the ctl FIFO", WAIT, || (fifo_pending(&ctl) == 0).then_some(()));
@@ -829,7 +830,7 @@ fn long_socket_path() {
 // 11. modes and removal
 
 // Proves the permissions and the cleanup of the shim's files: the attach
-// socket is a socket with mode 0700 and the ctl FIFO a FIFO with mode 0660,
+// socket is a socket with mode 0700 and the ctl FIFO a FIFO with mode 0640,
 // both exist as soon as the launcher returns (before `runc start`), and both
 // are removed when the shim exits after the container.
 #[test]
@@ -846,7 +847,7 @@ fn socket_and_fifo_modes_and_removal() {
     unsafe { libc::umask(old) };
     let shim = c.shim_pid();
     assert_eq!(file_mode(&sock), (libc::S_IFSOCK, 0o700), "attach socket (type, mode)");
-    assert_eq!(file_mode(&ctl), (libc::S_IFIFO, 0o660), "ctl FIFO (type, mode)");
+    assert_eq!(file_mode(&ctl), (libc::S_IFIFO, 0o640), "ctl FIFO (type, mode)");
     fx.start(&c);
     let cl = Target::new(&sock).connect();
     cl.shutdown_wr();

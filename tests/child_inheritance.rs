@@ -99,11 +99,11 @@ fn can_lower_oom_score_adj() -> bool {
         .is_some_and(|caps| caps & (1 << 24) != 0) // CAP_SYS_RESOURCE
 }
 
-// Proves the OOM score adjustments: the shim protects itself (-1000), the
-// runtime, the container and the exit command get 0, even when the
-// launcher itself ran with 300. (Where the tests lack CAP_SYS_RESOURCE, as
-// in some sandboxes, -1000 is impossible: then the shim must keep the
-// launcher's 300 and hand that on unchanged, and the exit command gets 0.)
+// Proves the OOM score adjustments, as conmon 2.2 makes them: the shim
+// protects itself (-1000); the runtime, the container and the exit command
+// get back what the launcher was given, here 300 (conmon 2.1.6 gave them
+// 0). (Where the tests lack CAP_SYS_RESOURCE, as in some sandboxes, -1000
+// is impossible: then the shim keeps the launcher's 300 and hands that on.)
 #[test]
 fn oom_score_adj_of_shim_runtime_container_exit_command() {
     let fx = Fixture::new("f-oom");
@@ -129,14 +129,14 @@ fn oom_score_adj_of_shim_runtime_container_exit_command() {
     );
     if can_lower_oom_score_adj() {
         assert_eq!(shim_adj, Some(-1000), "the shim's own");
-        assert_eq!(runtime, "0", "the runtime's");
-        assert_eq!(container, "0", "the container's");
+        assert_eq!(runtime, "300", "the runtime's");
+        assert_eq!(container, "300", "the container's");
     } else {
         eprintln!("oom_score_adj: no CAP_SYS_RESOURCE here: -1000 cannot be tested, checking the fallback");
         assert_eq!(shim_adj, Some(300), "the shim's own, when it cannot lower it");
         assert_eq!(runtime, "300", "the runtime's, when the shim could not protect itself");
         assert_eq!(container, "300", "the container's, when the shim could not protect itself");
     }
-    assert_eq!(exit_cmd.trim(), "0", "the exit command's");
+    assert_eq!(exit_cmd.trim(), "300", "the exit command's");
     end(&fx, &c, shim);
 }

@@ -1,6 +1,6 @@
-//! Log drivers: journald (against a fake journal socket), k8s-file size
-//! rotation that keeps the previous file, the global size cap, `none` and
-//! `passthrough`. Real runc containers, as root.
+//! Log drivers: journald (against a fake journal socket), `none` and
+//! `passthrough`. Real runc containers, as root. (The size limits are in
+//! log_size_limits.rs, journald's conmon 2.2 fields in journald_fields.rs.)
 
 mod common;
 
@@ -9,10 +9,6 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use common::*;
-
-fn numbered(n: usize) -> String {
-    format!("i=1; while [ $i -le {n} ]; do echo line-$i-padding-padding-padding; i=$((i+1)); done")
-}
 
 // Proves the journald driver sends one native-protocol datagram per line
 // with the container's fields, the priority of its stream, the message
@@ -67,70 +63,6 @@ fn journald_datagrams() {
     // The k8s-file log has the same lines.
     assert_eq!(c.log().stream(Stream::Stdout), b"to-out\npiece");
     c.wait_no_shim(Some(c.shim_pid()));
-}
-
-// Proves a journald driver without a journal socket is an error at start:
-// the launcher exits 1 naming the socket, and nothing is left running.
-#[test]
-fn journald_without_socket_fails_at_start() {
-    let fx = Fixture::new("nojournal");
-    let c = fx.bundle(&["true"]);
-    let missing = fx.tmp.join("no-such-journal.sock");
-    let r = fx.launch(&c, fx.launcher(&c).opt("--log", "journald").env("SHIMLET_JOURNAL_SOCKET", &missing));
-    assert_eq!(r.status.code(), Some(1), "stderr: {}", r.stderr_str());
-    assert!(r.stderr_str().contains("no-such-journal.sock"), "stderr: {}", r.stderr_str());
-    assert!(find_shims(&c.id).is_empty());
-    assert!(!c.pidfile.exists(), "no container was created");
-}
-
-// Proves --log-size-max rotates into FILE.1 instead of discarding: the
-// previous file and the current one hold the newest lines, contiguous and
-// complete, each within the limit.
-#[test]
-fn rotation_keeps_the_previous_file() {
-    let fx = Fixture::new("rotate");
-    let c = fx.bundle(&["sh", "-c", &numbered(3000)]);
-    fx.launch_ok(&c, fx.launcher(&c).opt("--log-size-max", "16384"));
-    fx.start(&c);
-    assert_eq!(c.wait_status().num("code"), 0);
-    let old_path = c.log.with_extension("log.1");
-    let old = fs::read(&old_path).unwrap_or_else(|e| panic!("{}: {e}", old_path.display()));
-    let cur = fs::read(&c.log).unwrap();
-    assert!(old.len() <= 16384 && cur.len() <= 16384, "sizes {} {}", old.len(), cur.len());
-    let mut all = old.clone();
-    all.extend_from_slice(&cur);
-    let log = Log::parse(&all).unwrap();
-    let text = String::from_utf8(log.stream(Stream::Stdout)).unwrap();
-    // FILE.1 may open with the rest of a line whose start (a P record) was
-    // in an older file, already replaced: one such fragment, no more.
-    let mut lines: Vec<&str> = text.lines().collect();
-    if lines.first().is_some_and(|l| !l.starts_with("line-")) {
-        lines.remove(0);
-    }
-    let nums: Vec<usize> = lines
-        .iter()
-        .map(|l| l.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a whole line: {l:?}")))
-        .collect();
-    assert_eq!(*nums.last().unwrap(), 3000, "the newest line is kept");
-    for w in nums.windows(2) {
-        assert_eq!(w[1], w[0] + 1, "contiguous lines across FILE.1 and FILE");
-    }
-    assert!(nums.len() > 100, "more than one file's worth survives: {}", nums.len());
-}
-
-// Proves --log-global-size-max stops logging after the limit and that the
-// exit record counts what was not logged.
-#[test]
-fn global_cap_stops_and_counts() {
-    let fx = Fixture::new("globalcap");
-    let c = fx.bundle(&["sh", "-c", &numbered(500)]);
-    fx.launch_ok(&c, fx.launcher(&c).opt("--log-global-size-max", "4000"));
-    fx.start(&c);
-    let st = c.wait_status();
-    assert_eq!(st.num("code"), 0);
-    let size = fs::metadata(&c.log).unwrap().len();
-    assert!(size <= 4000 && size > 0, "log size {size}");
-    assert!(st.num("lost") > 10_000, "lost bytes counted: {}", st.raw);
 }
 
 // Proves `--log none` logs nothing (the container still runs and its exit

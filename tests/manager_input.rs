@@ -438,42 +438,48 @@ fn command_line_property() {
 // ---------------------------------------------------------------------------
 // hostile ctl FIFO lines
 
-/// Whether the shim would act on this ctl line as a resize (the spec's
-/// rules: at most 64 bytes, three integers split by spaces, tabs or CRs,
-/// type 1, sizes 0..=1000).
+/// Whether the shim would act on this ctl line as a resize: conmon's
+/// rules (its `sscanf("%d %d %d")`: three integers, each after optional
+/// white space, a NUL ends the string, whatever follows the third is
+/// ignored; at most 198 bytes; type 1, sizes 0..=1000).
 fn ctl_resizes(line: &[u8]) -> bool {
-    if line.len() > 64 {
+    if line.len() > 198 {
         return false;
     }
-    let words: Vec<&[u8]> = line.split(|&b| b == b' ' || b == b'\t' || b == b'\r').filter(|w| !w.is_empty()).collect();
-    let int = |w: &[u8]| -> Option<i64> {
-        let (neg, d) = match w.split_first() {
-            Some((b'-', r)) => (true, r),
-            Some((b'+', r)) => (false, r),
-            _ => (false, w),
-        };
-        if d.is_empty() || d.len() > 9 || !d.iter().all(u8::is_ascii_digit) {
-            return None;
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c);
+    let mut vals = vec![];
+    let mut i = 0;
+    while vals.len() < 3 {
+        while i < line.len() && ws(line[i]) {
+            i += 1;
         }
-        let v = std::str::from_utf8(d).ok()?.parse::<i64>().ok()?;
-        Some(if neg { -v } else { v })
-    };
-    if words.len() != 3 {
-        return false;
+        let neg = i < line.len() && line[i] == b'-';
+        if i < line.len() && (line[i] == b'-' || line[i] == b'+') {
+            i += 1;
+        }
+        let from = i;
+        while i < line.len() && line[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == from {
+            return false;
+        }
+        let v = line[from..i].iter().fold(0i64, |v, d| (v * 10 + (d - b'0') as i64).min(1 << 40));
+        vals.push(if neg { -v } else { v });
     }
-    match (int(words[0]), int(words[1]), int(words[2])) {
-        (Some(1), Some(h), Some(w)) => (0..=1000).contains(&h) && (0..=1000).contains(&w),
-        _ => false,
-    }
+    vals[0] == 1 && (0..=1000).contains(&vals[1]) && (0..=1000).contains(&vals[2])
 }
 
 // Proves hostile ctl input changes nothing: 300 lines of random bytes,
 // near-miss commands (wrong counts, types, signs, out-of-range sizes, NULs,
-// non-ASCII digits), over-long lines (one a valid resize padded to 65
-// bytes), long random text, empty lines and reopen commands, written in
-// random pieces, leave a --terminal container's size at the 11x22 set
-// before, and the shim running. A valid resize padded to exactly 64 bytes
-// acts; a final `1 30 70` makes `stty size` in the container say `30 70`.
+// non-ASCII digits), padded and over-long lines, long random text, empty
+// lines and reopen commands, written in random pieces, leave a --terminal
+// container's size at the 11x22 set before, and the shim running (lines
+// the shim would act on are spoiled first, by the test's own reading of
+// conmon's rules). A valid resize padded to 199 bytes is dropped, padded
+// to 198 it acts (conmon's buffer); a final `1 30 70` makes `stty size` in
+// the container say `30 70`.
 // The diag file lists the ignored lines.
 #[test]
 fn ctl_fifo_garbage() {
@@ -573,15 +579,15 @@ fn ctl_fifo_garbage() {
     assert!(pid_alive(shim), "the shim died of ctl garbage");
     assert_eq!(proc_tty_size(pid), Some((11, 22)), "ctl garbage changed the terminal size");
 
-    // The 64-byte limit: 65 bytes are dropped, 64 act.
-    let mut l65 = b"1 44 44".to_vec();
-    l65.resize(65, b' ');
-    l65.push(b'\n');
-    ctl_send(&ctl, &l65);
-    let mut l64 = b"1 20 20".to_vec();
-    l64.resize(64, b' ');
-    l64.push(b'\n');
-    ctl_send(&ctl, &l64);
+    // conmon's line length: 199 bytes are dropped, 198 act.
+    let mut l199 = b"1 44 44".to_vec();
+    l199.resize(199, b' ');
+    l199.push(b'\n');
+    ctl_send(&ctl, &l199);
+    let mut l198 = b"1 20 20".to_vec();
+    l198.resize(198, b' ');
+    l198.push(b'\n');
+    ctl_send(&ctl, &l198);
     size_is(20, 20);
     ctl_send(&ctl, b"1 30 70\n");
     size_is(30, 70);

@@ -48,7 +48,7 @@ fn bad_paths_fail_before_detaching() {
         ("long log", "--log", overlong(fx.tmp.path(), "ctr.log"), "--log path is too long"),
         ("long status", "--status-file", overlong(fx.tmp.path(), "status"), "--status-file path is too long"),
         ("long exit dir", "--exit-dir", overlong(fx.tmp.path(), "exits"), "--exit-dir path is too long"),
-        ("missing log dir", "--log", nowhere.join("dir/x.log"), "cannot open log"),
+        ("missing log dir", "--log", nowhere.join("dir/x.log"), "Failed to open log file"),
         ("missing diag dir", "--diag", nowhere.join("dir/diag"), "cannot open --diag"),
         ("missing exit dir", "--exit-dir", nowhere.join("exits"), "--exit-dir"),
         ("missing shim pidfile dir", "--shim-pidfile", nowhere.join("shim.pid"), "shim pidfile"),
@@ -107,8 +107,8 @@ fn non_utf8_paths_work() {
 // modes of what the shim creates
 
 // Proves nothing the shim creates is world-writable, even under umask 0
-// (set for the launcher only): attach socket 0700, ctl FIFO 0660, log and
-// diag 0600, the shim pidfile, status file and exit file not writable by
+// (set for the launcher only): attach socket 0700, ctl FIFO 0640, log 0640
+// (conmon 2.2's modes), diag 0600, the shim pidfile, status file and exit file not writable by
 // group or others.
 #[test]
 fn created_files_are_not_world_writable() {
@@ -125,8 +125,8 @@ fn created_files_are_not_world_writable() {
     let (t, m) = mode(&sock);
     assert!(t.is_socket() && m == 0o700, "attach socket: {t:?} {m:o}");
     let (t, m) = mode(&ctl);
-    assert!(t.is_fifo() && m == 0o660, "ctl FIFO: {t:?} {m:o}");
-    assert_eq!(mode(&c.log).1, 0o600, "log");
+    assert!(t.is_fifo() && m == 0o640, "ctl FIFO: {t:?} {m:o}");
+    assert_eq!(mode(&c.log).1, 0o640, "log");
     assert_eq!(mode(&diag).1, 0o600, "diag");
     let cl = Target::new(&sock).connect();
     fx.start(&c);
@@ -153,6 +153,6 @@ fn created_files_are_not_world_writable() {
         seen.push(format!("exits/{} {m:o}", e.file_name().to_string_lossy()));
         assert!(m & 0o022 == 0, "exit file {:?} is group- or world-writable: {m:o}", e.file_name());
     }
-    eprintln!("modes under umask 0: socket 700, FIFO 660; after the exit: {seen:?}");
+    eprintln!("modes under umask 0: socket 700, FIFO 640; after the exit: {seen:?}");
     end(&fx, &c, shim);
 }

@@ -7,18 +7,17 @@
 
 use core::ffi::CStr;
 
-use super::cli::{Multi, MAX_EXIT_ARGS};
 use crate::create::Argv;
 use crate::sys::{self, OFlags};
 
 #[inline(never)]
-pub fn run(cmd: &CStr, args: &Multi<MAX_EXIT_ARGS>, delay: u32) {
+pub fn run<'a>(cmd: &'a CStr, args: impl Iterator<Item = &'a CStr>, delay: u32) {
     sys::set_subreaper(false);
     let Ok(pid) = sys::fork() else { return };
     if pid == 0 {
         let mut argv = Argv::new();
         argv.push(cmd);
-        for a in args.iter() {
+        for a in args {
             argv.push(a);
         }
         sys::reset_signals_raw();
@@ -31,7 +30,7 @@ pub fn run(cmd: &CStr, args: &Multi<MAX_EXIT_ARGS>, delay: u32) {
         if delay > 0 {
             sys::sleep_ms(delay as u64 * 1000);
         }
-        sys::set_oom_score_adj(b"0");
+        sys::restore_oom_score_adj();
         // An absolute path: no PATH search.
         let _ = argv.exec(cmd);
         sys::exit(127);

@@ -19,9 +19,14 @@ pub const EXIT_OK: c_int = 0;
 pub const EXIT_FAILED: c_int = 1;
 pub const EXIT_USAGE: c_int = 2;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::VERSION;
 /// The conmon release whose behaviour shimlet follows.
-pub const CONMON_COMPAT: &str = "2.1.6";
+pub const CONMON_COMPAT: &str = "2.2.1";
+/// The git commit of the build (`make` passes it), as conmon's `commit:`.
+pub const COMMIT: &str = match option_env!("SHIMLET_COMMIT") {
+    Some(c) if !c.is_empty() => c,
+    _ => "unknown",
+};
 
 /// What the daemon keeps for its life, in one page-aligned static: the
 /// parsed command line (not in a stack frame: the daemon keeps every frame
@@ -96,8 +101,9 @@ fn run_daemon(start: Start<'static>) -> ! {
 #[inline(never)]
 unsafe fn parse_args(argc: c_int, argv: *const *const c_char) -> Result<&'static cli::Config<'static>, c_int> {
     // SAFETY (caller): argv holds argc C strings for the process's life.
-    let args = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
-    let conmon_style = cli::is_conmon(args.clone());
+    let words = core::slice::from_raw_parts(argv.add(1), (argc.max(1) - 1) as usize);
+    let args = cli::Args::new(words);
+    let conmon_style = cli::is_conmon(args.iter());
     match cli::parse(args) {
         Ok(Action::Run(c)) => Ok((*addr_of_mut!(RESIDENT)).config.write(c)),
         Ok(Action::Help) => {
@@ -107,14 +113,17 @@ unsafe fn parse_args(argc: c_int, argv: *const *const c_char) -> Result<&'static
             Err(EXIT_OK)
         }
         Ok(Action::Version) => {
-            // The first line is what podman's probe parses; it must read
-            // like conmon's. The second says what this really is.
-            let mut m: Buf<128> = Buf::new();
+            // conmon's two lines: the first is what managers parse (the
+            // conmon release whose behaviour shimlet has); the second,
+            // `commit: `, also says what this really is.
+            let mut m: Buf<192> = Buf::new();
             m.push(b"conmon version ");
             m.push(CONMON_COMPAT.as_bytes());
-            m.push(b"\nshimlet version ");
+            m.push(b"\ncommit: ");
+            m.push(COMMIT.as_bytes());
+            m.push(b" (shimlet ");
             m.push(VERSION.as_bytes());
-            m.push(b" (conmon-compatible)\n");
+            m.push(b")\n");
             let _ = sys::write_all(sys::borrow(1), m.as_bytes());
             Err(EXIT_OK)
         }
@@ -156,6 +165,9 @@ fn take_inherited(fd: i32) -> Option<OwnedFd> {
 }
 
 fn launch(cfg: &'static cli::Config<'static>) -> c_int {
+    // What shimlet creates gets conmon 2.2's modes whatever the caller's
+    // umask (conmon sets 0022 too).
+    sys::umask(0o022);
     // The sync fd: from the option, else from the environment (conmon's way).
     let mut sync_num = cfg.sync_fd;
     if sync_num.is_none() {
@@ -183,21 +195,16 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
     };
 
     // The bundle and pidfile defaults are resolved where they are used:
-    // no path buffer stays resident in the daemon.
+    // no path buffer stays resident in the daemon. (A conmon command
+    // line's runtime was checked with the options, in conmon's order.)
     let runtime = cfg.runtime.unwrap_or(c"runc");
-    if cfg.conmon {
-        if let Err(e) = sys::executable(runtime) {
-            say(&[b"Runtime path ", runtime.to_bytes(), b" is not valid: ", sys::text(e)]);
-            return EXIT_FAILED;
-        }
-    }
     // exec-attach: podman's go-ahead (a second start-pipe record) and the
     // pipe where we say the attach socket is ready.
     let attach_pipe = if cfg.exec_attach {
         match env_fd_num(c"_OCI_ATTACHPIPE").and_then(take_inherited) {
             Some(fd) => Some(fd),
             None => {
-                say(&[b"--exec-attach specified but _OCI_ATTACHPIPE was not"]);
+                say(&[b"--attach specified but _OCI_ATTACHPIPE was not"]);
                 return EXIT_FAILED;
             }
         }
@@ -220,7 +227,7 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
 
     // Check and open what can fail before detaching: the manager sees
     // these errors on stderr, and nothing is left running.
-    if let Err(e) = crate::diag::open(cfg.diag, cfg.syslog, cfg.id) {
+    if let Err(e) = crate::diag::open(cfg.diag, cfg.syslog, cfg.id, cfg.log_level) {
         say(&[b"cannot open --diag ", cfg.diag.unwrap_or(c"").to_bytes(), b": ", sys::text(e)]);
         return EXIT_FAILED;
     }
@@ -248,16 +255,22 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
             }
         }
     }
+    if cfg.no_partial && !cfg.journald {
+        crate::diag::say_warning(
+            cfg.log_level,
+            &[b"--no-container-partial-message has no effect without journald log driver"],
+        );
+    }
     let log = match cfg.log {
-        Some(path) => match LogFile::open(path) {
-            Ok(mut l) => {
+        Some(path) => match open_log(cfg, path) {
+            Some(mut l) => {
                 l.limit(cfg.log_size_max, cfg.log_global_size_max);
+                // Without --log-rotate conmon throws the old lines away when it
+                // starts the file anew; shimlet keeps them in FILE.1.
+                l.keep_old(if cfg.log_rotate { cfg.log_max_files } else { 1 });
                 l
             }
-            Err(e) => {
-                say(&[b"cannot open log ", path.to_bytes(), b": ", sys::text(e)]);
-                return EXIT_FAILED;
-            }
+            None => return EXIT_FAILED,
         },
         None => LogFile::none(),
     };
@@ -277,15 +290,21 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
     sys::block_signals(&daemon::SIGNALS);
 
     let journal = if cfg.journald {
-        match crate::journal::Journal::open(cfg.id.unwrap_or(c""), cfg.name, cfg.log_tag) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                say(&[
-                    b"journald log driver: cannot connect to ",
-                    crate::journal::socket_path().to_bytes(),
-                    b": ",
-                    sys::text(e),
-                ]);
+        let labels = cfg.values(cli::Key::LogLabel);
+        match crate::journal::Journal::open(cfg.id.unwrap_or(c""), cfg.name, cfg.log_tag, labels, !cfg.no_partial) {
+            Ok(j) => {
+                // No journal is no error (conmon carries on too): its
+                // records are counted as lost until one answers.
+                if !j.connected() {
+                    crate::diag::say_warning(
+                        cfg.log_level,
+                        &[b"journald: no journal at ", crate::journal::socket_path().to_bytes(), b" (yet)"],
+                    );
+                }
+                Some(j)
+            }
+            Err(_) => {
+                say(&[b"journald: the id, --name, --log-tag and --log-label fields take more than 640 bytes"]);
                 return EXIT_FAILED;
             }
         }
@@ -346,6 +365,28 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
     let Some((r, w)) = wait_pipe else { return EXIT_OK };
     drop(w);
     wait_outcome(r)
+}
+
+/// The k8s-file log, opened (and created) before detaching; with an
+/// allowlist, in its checked directory. None: said on stderr already.
+fn open_log(cfg: &cli::Config<'static>, path: &'static CStr) -> Option<LogFile<'static>> {
+    let r = if cfg.log_allowlist {
+        let (dir, name) = super::allowlist::check(cfg, path).ok()?;
+        LogFile::open_in(dir, name)
+    } else {
+        LogFile::open(path)
+    };
+    match r {
+        Ok(l) => Some(l),
+        Err(sys::Errno::LOOP) if cfg.log_allowlist => {
+            say(&[b"Log path is a symbolic link: ", path.to_bytes()]);
+            None
+        }
+        Err(e) => {
+            say(&[b"Failed to open log file ", path.to_bytes(), b": ", sys::text(e)]);
+            None
+        }
+    }
 }
 
 fn write_pid(fd: &OwnedFd, pid: sys::Pid) {

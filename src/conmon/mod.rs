@@ -7,9 +7,12 @@
 //! `{"pid": N}` (or `data` with `--api-version`) on the sync pipe, the
 //! exit files, the exit command.
 
+mod allowlist;
 pub mod cli;
 mod exitcmd;
+mod inherit;
 pub mod launch;
+mod notify;
 
 use core::ffi::CStr;
 
@@ -77,6 +80,8 @@ pub struct Conmon<'a> {
     symlink: bool,
     /// The deadline fired: `--timeout`, or the grace for held signals.
     timed_out: bool,
+    /// --sdnotify-socket: the container's socket and the relay.
+    notify: Option<notify::Notify<'a>>,
 }
 
 type Step<T> = Result<T, (&'static [u8], Errno)>;
@@ -88,8 +93,15 @@ fn ctx<T>(r: sys::Result<T>, what: &'static [u8]) -> Step<T> {
 /// The daemon's body: never returns.
 pub fn run<'a>(d: &mut Daemon<'a>, s: Start<'a>) -> ! {
     d.procs.set_capacity(1);
-    let mut c =
-        Conmon { cfg: s.cfg, runtime: s.runtime, report: s.report, bundle: None, symlink: false, timed_out: false };
+    let mut c = Conmon {
+        cfg: s.cfg,
+        runtime: s.runtime,
+        report: s.report,
+        bundle: None,
+        symlink: false,
+        timed_out: false,
+        notify: None,
+    };
     if let Err((what, e)) = c.setup(d, s.log, s.journal, s.gate, s.attach_pipe, s.reset_oom) {
         let mut m: Buf<256> = Buf::new();
         m.push(b"shimlet: ");
@@ -104,8 +116,15 @@ pub fn run<'a>(d: &mut Daemon<'a>, s: Start<'a>) -> ! {
 /// The daemon could not even start (no epoll set, no signalfd): said as
 /// a failed create.
 pub fn fail_early(s: Start<'_>, e: Errno) -> ! {
-    let mut c =
-        Conmon { cfg: s.cfg, runtime: s.runtime, report: s.report, bundle: None, symlink: false, timed_out: false };
+    let mut c = Conmon {
+        cfg: s.cfg,
+        runtime: s.runtime,
+        report: s.report,
+        bundle: None,
+        symlink: false,
+        timed_out: false,
+        notify: None,
+    };
     c.write_status(b"failed", Ended { code: 1, signal: 0 }, 0, 0, false);
     let mut m: Buf<256> = Buf::new();
     m.push(b"shimlet: cannot start the event loop: ");
@@ -143,6 +162,16 @@ impl<'a> Conmon<'a> {
         if cfg.bundle_sockets() || cfg.conmon {
             let dir = cfg.bundle.unwrap_or(c".");
             self.bundle = Some(ctx(sys::open_dir(dir), b"open bundle")?);
+        }
+        if let Some(host) = cfg.sdnotify.filter(|_| !cfg.exec) {
+            // conmon's place, in the bundle whatever --socket-dir-path says.
+            let dir = match &self.bundle {
+                Some(b) => b.as_fd(),
+                None => sys::cwd(),
+            };
+            let n = ctx(notify::Notify::open(dir, host), b"sd-notify socket BUNDLE/notify/notify.sock")?;
+            ctx(d.poll.add(Token::new(Kind::Front, SLOT, 0, &n.sock), &n.sock, EventFlags::IN), b"epoll_ctl")?;
+            self.notify = Some(n);
         }
         let (out_r, out_w) = ctx(sys::pipe(), b"pipe")?;
         let (err_r, err_w) = ctx(sys::pipe(), b"pipe")?;
@@ -224,6 +253,17 @@ impl<'a> Conmon<'a> {
                 p.console = Some(c);
             }
         }
+        // conmon's runtime child refuses a bad LISTEN_PID; its words reach
+        // the manager as the create's failure.
+        let handed = match inherit::handed(cfg) {
+            Ok(h) => h,
+            Err(v) => {
+                let mut m: Buf<40> = Buf::new();
+                m.push(b"Invalid LISTEN_PID ");
+                m.push(&v.to_bytes()[..v.to_bytes().len().min(10)]);
+                self.fail(d, Ended { code: 1, signal: 0 }, m.as_bytes())
+            }
+        };
         let runtime = {
             let p = d.procs.get_mut(SLOT).ok_or((&b"slot"[..], Errno::NOMEM))?;
             let stdio: [BorrowedFd<'_>; 3] = if cfg.passthrough {
@@ -235,7 +275,7 @@ impl<'a> Conmon<'a> {
             // SAFETY: the console's path lives in the process's Console,
             // which outlives the spawn (the child has exec'd when it returns).
             let console = console.map(|c| unsafe { &*c });
-            ctx(self.spawn(stdio, console, gate.as_ref().map(|g| g.as_fd()), reset_oom), b"fork")?
+            ctx(self.spawn(stdio, console, gate.as_ref().map(|g| g.as_fd()), reset_oom, &handed), b"fork")?
         };
         if let Some(p) = d.procs.get_mut(SLOT) {
             p.phase = Phase::Creating { runtime, held: 0 };
@@ -251,9 +291,10 @@ impl<'a> Conmon<'a> {
 
     /// Run the runtime with conmon's argument order:
     /// `RUNTIME [--systemd-cgroup] [args] create --bundle B --pid-file P
-    /// [--no-pivot] [--no-new-keyring] [opts] [--console-socket S] ID`, or
-    /// `RUNTIME [args] exec --pid-file P --process SPEC --detach [opts]
-    /// [--console-socket S] ID`.
+    /// [--no-pivot] [--no-new-keyring] [opts] [--console-socket S] ID`;
+    /// with --restore, `restore` for `create` and `--detach --image-path
+    /// DIR --work-path B` after the keyring; or `RUNTIME [args] exec
+    /// --pid-file P --process SPEC --detach [opts] [--console-socket S] ID`.
     #[inline(never)]
     fn spawn(
         &self,
@@ -261,6 +302,7 @@ impl<'a> Conmon<'a> {
         console: Option<&CStr>,
         gate: Option<BorrowedFd<'_>>,
         reset_oom: bool,
+        handed: &inherit::Handed,
     ) -> sys::Result<Pid> {
         let cfg = self.cfg;
         let mut cwd = PathBuf::new();
@@ -275,7 +317,7 @@ impl<'a> Conmon<'a> {
         if !cfg.exec && cfg.systemd_cgroup {
             a.push(c"--systemd-cgroup");
         }
-        for w in cfg.runtime_args.iter() {
+        for w in cfg.values(cli::Key::RuntimeArg) {
             a.push(w);
         }
         if cfg.exec {
@@ -283,7 +325,8 @@ impl<'a> Conmon<'a> {
                 a.push(w);
             }
         } else {
-            for w in [c"create", c"--bundle", bundle, c"--pid-file", pidfile] {
+            let command = if cfg.restore.is_some() { c"restore" } else { c"create" };
+            for w in [command, c"--bundle", bundle, c"--pid-file", pidfile] {
                 a.push(w);
             }
             if cfg.no_pivot {
@@ -292,8 +335,15 @@ impl<'a> Conmon<'a> {
             if cfg.no_new_keyring {
                 a.push(c"--no-new-keyring");
             }
+            if let Some(image) = cfg.restore {
+                // The restored container runs at once: the runtime returns
+                // once it does (--detach); CRIU works in the bundle.
+                for w in [c"--detach", c"--image-path", image, c"--work-path", bundle] {
+                    a.push(w);
+                }
+            }
         }
-        for w in cfg.runtime_opts.iter() {
+        for w in cfg.values(cli::Key::RuntimeOpt) {
             a.push(w);
         }
         if let Some(s) = console {
@@ -301,7 +351,26 @@ impl<'a> Conmon<'a> {
             a.push(s);
         }
         a.push(cfg.id.unwrap_or(c""));
-        create::spawn(&Spawn { prog: self.runtime, argv: &a, stdio, gate, reset_oom, keep_from_3: 0 })
+        if diag::wants(cli::level::TRACE) {
+            let mut m: Buf<480> = Buf::new();
+            for w in a.words() {
+                m.push(w.to_bytes());
+                m.push(b" ");
+            }
+            diag::note(cli::level::TRACE, &[b"calling runtime args: ", m.as_bytes()]);
+        }
+        let (keep_from_3, own_listen_pid) = (handed.keep, handed.own_listen_pid);
+        create::spawn(&Spawn {
+            prog: self.runtime,
+            argv: &a,
+            stdio,
+            gate,
+            reset_oom,
+            keep_from_3,
+            extra: &[],
+            env: None,
+            own_listen_pid,
+        })
     }
 
     /// SOCKET_DIR/UUID -> BUNDLE, so clients reach BUNDLE/attach by a path
@@ -417,6 +486,9 @@ impl<'a> Conmon<'a> {
     }
 
     fn remove_places(&mut self, d: &mut Daemon<'a>) {
+        if let Some(n) = &self.notify {
+            n.remove();
+        }
         if let Some(p) = d.proc(SLOT) {
             p.remove_places();
             if self.cfg.bundle_sockets() {
@@ -435,10 +507,16 @@ impl<'a> Conmon<'a> {
         }
     }
 
-    /// Podman looks for BUNDLE/oom.
+    /// The OOM files conmon 2.2 makes: BUNDLE/oom (podman 4 looks there)
+    /// and PERSIST_DIR/oom (podman 5 looks there).
     fn mark_oom(&self) {
         if let Some(b) = &self.bundle {
             let _ = sys::openat(b, c"oom", OFlags::CREATE | OFlags::WRONLY, 0o644);
+        }
+        if let Some(dir) = self.cfg.persist_dir {
+            if let Ok(d) = sys::open_dir(dir) {
+                let _ = sys::openat(&d, c"oom", OFlags::CREATE | OFlags::WRONLY, 0o644);
+            }
         }
     }
 
@@ -468,6 +546,13 @@ impl<'a> Conmon<'a> {
 }
 
 impl<'a> Front<'a> for Conmon<'a> {
+    /// The container's sd-notify socket has datagrams.
+    fn ready(&mut self, d: &mut Daemon<'a>, tok: Token, _ev: EventFlags) {
+        if let Some(n) = self.notify.as_mut().filter(|n| n.sock.as_raw_fd() == tok.fd) {
+            n.relay(&mut d.bufs.io);
+        }
+    }
+
     fn signal(&mut self, d: &mut Daemon<'a>, sig: i32) {
         let timeout = self.cfg.timeout;
         let Some(p) = d.proc(SLOT) else { return };
@@ -538,6 +623,11 @@ impl<'a> Front<'a> for Conmon<'a> {
             self.send_report(true, line.as_bytes());
         }
         let already = d.early.take(pid);
+        if diag::wants(cli::level::DEBUG) {
+            let mut n: Buf<12> = Buf::new();
+            n.push_i64(pid as i64);
+            diag::note(cli::level::DEBUG, &[b"container PID: ", n.as_bytes()]);
+        }
         let poll = &d.poll;
         if let Some(p) = d.procs.get_mut(SLOT) {
             if cfg.timeout == 0 {
@@ -600,6 +690,13 @@ impl<'a> Front<'a> for Conmon<'a> {
         let [d1, d2] = diag::fds();
         sys::close_from_except(3, &[sync, d1, d2]);
         let status = if self.timed_out { -1 } else { e.code };
+        if diag::wants(cli::level::INFO) {
+            let mut n: Buf<32> = Buf::new();
+            n.push_i64(pid as i64);
+            n.push(b" exited with status ");
+            n.push_i64(status as i64);
+            diag::note(cli::level::INFO, &[b"container ", n.as_bytes()]);
+        }
         self.write_status(b"exited", e, pid, lost, oomed);
         self.write_exit_files(status);
         if cfg.exec && sync >= 0 {
@@ -609,7 +706,7 @@ impl<'a> Front<'a> for Conmon<'a> {
         }
         while sys::reap_one().is_some() {}
         if let Some(cmd) = cfg.exit_command {
-            exitcmd::run(cmd, &cfg.exit_args, cfg.exit_delay);
+            exitcmd::run(cmd, cfg.values(cli::Key::ExitCommandArg), cfg.exit_delay);
         }
         sys::exit(if cfg.sync { status & 0xff } else { 0 })
     }

@@ -130,8 +130,14 @@ impl<'a> Iterator for Reader<'a> {
     }
 }
 
-/// Read every field of `data` with `f`; Err when it is malformed.
+/// Read every field of `data` with `f`; Err when it is malformed. (One
+/// copy of the loop for every caller: `f` is called through a reference.)
 pub fn each<'a>(data: &'a [u8], mut f: impl FnMut(u32, Value<'a>)) -> Result<(), Malformed> {
+    each_dyn(data, &mut f)
+}
+
+#[inline(never)]
+fn each_dyn<'a>(data: &'a [u8], f: &mut dyn FnMut(u32, Value<'a>)) -> Result<(), Malformed> {
     let mut r = Reader::new(data);
     for (n, v) in r.by_ref() {
         f(n, v);
@@ -174,6 +180,7 @@ impl<'b> Writer<'b> {
         &self.buf[..self.len]
     }
 
+    #[inline(never)]
     fn put(&mut self, b: &[u8]) {
         if self.overflow || self.len + b.len() > self.buf.len() {
             self.overflow = true;
@@ -183,6 +190,7 @@ impl<'b> Writer<'b> {
         self.len += b.len();
     }
 
+    #[inline(never)]
     fn put_varint(&mut self, mut v: u64) {
         let mut tmp = [0u8; 10];
         let mut n = 0;
@@ -205,11 +213,22 @@ impl<'b> Writer<'b> {
     }
 
     /// A varint field; zero is omitted (proto3).
+    #[inline(never)]
     pub fn uint(&mut self, field: u32, v: u64) {
         if v != 0 {
             self.key(field, VARINT);
             self.put_varint(v);
         }
+    }
+
+    /// Bytes already encoded (a message stored whole).
+    pub fn raw(&mut self, b: &[u8]) {
+        self.put(b);
+    }
+
+    /// A bare varint, as the elements of a packed repeated field are.
+    pub fn uint_raw(&mut self, v: u64) {
+        self.put_varint(v);
     }
 
     /// A signed int64/int32 field (two's complement varint); zero omitted.
@@ -230,6 +249,7 @@ impl<'b> Writer<'b> {
 
     /// A length-delimited field written even when empty (an empty
     /// sub-message that must be present).
+    #[inline(never)]
     pub fn bytes_always(&mut self, field: u32, v: &[u8]) {
         self.key(field, LEN);
         self.put_varint(v.len() as u64);
@@ -237,6 +257,7 @@ impl<'b> Writer<'b> {
     }
 
     /// Begin a nested message in `field`; finish it with `close`.
+    #[inline(never)]
     pub fn open(&mut self, field: u32) -> Open {
         self.key(field, LEN);
         let at = self.len;
@@ -246,6 +267,7 @@ impl<'b> Writer<'b> {
     }
 
     /// End a nested message: write its length where `open` left room.
+    #[inline(never)]
     pub fn close(&mut self, o: Open) {
         if self.overflow {
             return;

@@ -202,11 +202,12 @@ impl Conn {
         Conn { fd, head: [0; HEADER], got: 0, want: Want::Header }
     }
 
-    /// Read what is there (one read) and return the next frame once it is
-    /// whole. `buf` holds the body between calls (it is the connection's
-    /// own). Err(Gone) when the peer has gone (or sent garbage beyond
+    /// Read what is there and return the next frame once it is whole.
+    /// `buf` holds the body between calls (it is the connection's own);
+    /// its size is the largest frame taken. Err(Gone) when the peer has gone (or sent garbage beyond
     /// repair); Ok(None) when more is to come.
-    pub fn read<'b>(&mut self, buf: &'b mut [u8; MSG_MAX]) -> Result<Option<Frame<'b>>, Gone> {
+    pub fn read<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<Frame<'b>>, Gone> {
+        let max = buf.len();
         // At most a header then a body per call.
         for _ in 0..2 {
             match self.want {
@@ -218,7 +219,7 @@ impl Conn {
                     }
                     let h = Header::parse(&self.head);
                     self.got = 0;
-                    if h.len as usize > MSG_MAX {
+                    if h.len as usize > max {
                         self.want = Want::Skip(h, h.len);
                     } else if h.len == 0 {
                         return Ok(Some(Frame::Whole(h, &buf[..0])));
@@ -238,7 +239,7 @@ impl Conn {
                     return Ok(Some(Frame::Whole(h, &buf[..len])));
                 }
                 Want::Skip(h, left) => {
-                    let n = recv(&self.fd, &mut buf[..(left as usize).min(MSG_MAX)])?;
+                    let n = recv(&self.fd, &mut buf[..(left as usize).min(max)])?;
                     let left = left - n as u32;
                     if left > 0 {
                         self.want = Want::Skip(h, left);

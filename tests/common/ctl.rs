@@ -40,6 +40,24 @@ pub fn ctl_send(path: &Path, data: &[u8]) {
     }
 }
 
+/// Waits (bounded) until the shim holds the ctl FIFO open for reading: it
+/// makes the FIFO first and opens it a moment later.
+pub fn wait_ctl_reader(path: &Path) {
+    super::wait::wait_until(&format!("a reader on {}", path.display()), WAIT, || {
+        fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path).ok().map(|_| ())
+    });
+}
+
+/// Bytes waiting in a FIFO that someone reads; None when nobody holds it
+/// open for reading (an open for writing fails with ENXIO).
+pub fn fifo_pending_if_read(path: &Path) -> Option<usize> {
+    let f = fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path);
+    match f {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => None,
+        _ => Some(fifo_pending(path)),
+    }
+}
+
 /// Bytes waiting in a FIFO (FIONREAD through a descriptor of our own).
 pub fn fifo_pending(path: &Path) -> usize {
     let f = fs::OpenOptions::new()

@@ -36,11 +36,26 @@ pub struct Launcher {
     pub cwd: Option<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
     pub bin: Option<PathBuf>,
+    /// Files the launcher inherits at these descriptor numbers (as podman
+    /// passes `--preserve-fds` descriptors).
+    pub pass: Vec<(fs::File, RawFd)>,
 }
 
 impl Launcher {
     pub fn new() -> Launcher {
-        Launcher { args: vec![], sync: Sync::None, leak_fd: None, cwd: None, env: vec![], bin: None }
+        Launcher { args: vec![], sync: Sync::None, leak_fd: None, cwd: None, env: vec![], bin: None, pass: vec![] }
+    }
+
+    /// The launcher inherits `f` as descriptor `fd`.
+    pub fn pass_fd(mut self, f: fs::File, fd: RawFd) -> Launcher {
+        self.pass.push((f, fd));
+        self
+    }
+
+    /// Run `bin` (conmon, or another shimlet) instead of the shimlet under test.
+    pub fn bin<P: AsRef<Path>>(mut self, p: P) -> Launcher {
+        self.bin = Some(p.as_ref().to_path_buf());
+        self
     }
 
     pub fn arg<S: AsRef<OsStr>>(mut self, a: S) -> Launcher {
@@ -109,7 +124,7 @@ impl Launcher {
         let mut write_end: Option<OwnedFd> = None;
         if self.sync != Sync::None {
             let (r, mut w) = seqpacket_pair();
-            if Some(w.as_raw_fd()) == self.leak_fd {
+            if Some(w.as_raw_fd()) == self.leak_fd || !self.pass.is_empty() {
                 // Keep the sync descriptor away from the leak's number.
                 // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor owned here.
                 let d = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
@@ -139,6 +154,19 @@ impl Launcher {
         });
         let inherit_fd = write_end.as_ref().map(|w| w.as_raw_fd());
         let leak = leak_file.as_ref().map(|f| (f.as_raw_fd(), self.leak_fd.unwrap()));
+        // The passed files, first moved above every target number.
+        let passed: Vec<(OwnedFd, RawFd)> = self
+            .pass
+            .iter()
+            .map(|(f, to)| {
+                // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor owned here.
+                let d = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 200) };
+                assert!(d >= 0, "F_DUPFD_CLOEXEC: {}", std::io::Error::last_os_error());
+                // SAFETY: d was just created.
+                (unsafe { OwnedFd::from_raw_fd(d) }, *to)
+            })
+            .collect();
+        let moves: Vec<(RawFd, RawFd)> = passed.iter().map(|(f, to)| (f.as_raw_fd(), *to)).collect();
         // SAFETY: only async-signal-safe calls (fcntl, dup2) in the child.
         unsafe {
             cmd.pre_exec(move || {
@@ -154,6 +182,11 @@ impl Launcher {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
+                for &(from, to) in &moves {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -161,6 +194,7 @@ impl Launcher {
         let mut child = cmd.spawn().expect("spawn shimlet");
         drop(write_end);
         drop(leak_file);
+        drop(passed);
         let status = wait_child(&mut child, "the shimlet launcher", WAIT);
         let stdout = fs::read(&out_p).unwrap_or_default();
         let stderr = fs::read(&err_p).unwrap_or_default();

@@ -80,8 +80,12 @@ impl std::fmt::Display for Shim {
     }
 }
 
-/// /usr/bin/conmon, or a failure saying what to install.
+/// /usr/bin/conmon (or `$SHIMLET_TEST_CONMON`, to hold the same scenarios
+/// against another conmon build), or a failure saying what to install.
 pub fn conmon_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHIMLET_TEST_CONMON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let p = PathBuf::from("/usr/bin/conmon");
     if !p.is_file() {
         panic!("/usr/bin/conmon is missing: apt-get install podman conmon");
@@ -358,6 +362,39 @@ impl Podman {
         }
         run_bounded(self.command(shim, args), what, self.tmp.path(), input, limit)
             .unwrap_or_else(|e| panic!("[{shim}] {e}"))
+    }
+
+    /// Runs podman (stdin /dev/null) with `files` as its descriptors 3, 4,
+    /// ... (as a shell's `3<file` gives them), bounded by CMD_TIMEOUT.
+    pub fn run_with_fds<S: AsRef<OsStr>>(&self, shim: Shim, args: &[S], files: &[&fs::File]) -> Out {
+        // Moved above every target number first, then dup2'd into place.
+        let high: Vec<OwnedFd> = files
+            .iter()
+            .map(|f| {
+                // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor owned here.
+                let d = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 200) };
+                assert!(d >= 0, "F_DUPFD_CLOEXEC: {}", std::io::Error::last_os_error());
+                // SAFETY: d was just created.
+                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) }
+            })
+            .collect();
+        let moves: Vec<(i32, i32)> = high.iter().enumerate().map(|(i, f)| (f.as_raw_fd(), 3 + i as i32)).collect();
+        let mut cmd = self.command(shim, args);
+        // SAFETY: only dup2 (async-signal-safe) in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &(from, to) in &moves {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let what = format!("{} (with {} files from fd 3)", Self::what(shim, args), files.len());
+        let o = run_bounded(cmd, what, self.tmp.path(), None, CMD_TIMEOUT).unwrap_or_else(|e| panic!("[{shim}] {e}"));
+        drop(high);
+        o
     }
 
     /// Runs podman and requires exit code 0.

@@ -121,10 +121,13 @@ pub fn process_text(pid: i32) -> String {
     format!("[no command line; open: {}]", files.join(" "))
 }
 
-/// Live (non-zombie) processes whose comm is `shimlet` that mention `token`
-/// (see `process_mentions`).
+/// Live (non-zombie) processes whose comm is `shimlet` (or `conmon`, run
+/// side by side) that mention `token` (see `process_mentions`).
 pub fn find_shims(token: &str) -> Vec<i32> {
-    all_pids().into_iter().filter(|&p| comm(p) == "shimlet" && pid_alive(p) && process_mentions(p, token)).collect()
+    all_pids()
+        .into_iter()
+        .filter(|&p| matches!(comm(p).as_str(), "shimlet" | "conmon") && pid_alive(p) && process_mentions(p, token))
+        .collect()
 }
 
 /// Live (non-zombie) processes other than this one that mention `token`

@@ -13,6 +13,7 @@ mod cgroup;
 mod latency;
 mod log;
 mod memory;
+mod probe;
 mod procev;
 mod report;
 mod shim;
@@ -38,16 +39,18 @@ shimlet-bench: benchmark shimlet against conmon and no shim (runc create + start
 
 usage: shimlet-bench [options]        (make bench / make bench-scale BENCH_ARGS='...')
 
-  --only LIST        figures to run, comma-separated: memory,scale,log,latency,size
-                     (default: memory,log,latency,size; with --scale: scale)
-  --scale            figure 2 only: N = 1000 idle containers per shim
-  --n N              containers per shim in the memory figure (default 100; --scale 1000)
+  --only LIST        figures to run, comma-separated: memory,scale,flood,log,latency,size
+                     (default: memory,log,latency,size; with --scale: scale,flood)
+  --scale            figure 2: N = 2000 idle containers per shim, and 2b: 100 flooding at once
+  --n N              containers per shim in the memory figure (default 100; --scale 2000)
+  --flood-n N        containers flooding at once in figure 2b (default 100)
+  --flood-mib M      MiB each of them writes (default 16)
   --runs K           runs of the memory/scale figure (default 5; --scale 3)
   --log-runs K       runs of the log figure (default 5)
   --log-mib M        MiB written by the log container (default 256)
   --latency-runs K   runs of the latency figure (default 50)
   --settle S         seconds to wait after the last start before measuring (default 3)
-  --quick            smoke run: N = 10, 2 runs, 16 MiB log, 10 latency runs
+  --quick            smoke run: N = 10, 2 runs, 16 MiB log, 10 latency runs, 10 x 4 MiB flood
   --csv PATH         CSV output (default target/bench/results.csv, or results-scale.csv
                      for the scale figure alone; the markdown text beside it, .md)
   -h, --help         this text
@@ -59,6 +62,7 @@ environment: SHIMLET_BIN (default target/x86_64-unknown-linux-musl/release/shiml
 enum Figure {
     Memory,
     Scale,
+    Flood,
     Log,
     Latency,
     Size,
@@ -73,6 +77,8 @@ struct Opts {
     log_runs: usize,
     log_mib: u64,
     latency_runs: usize,
+    flood_n: usize,
+    flood_mib: u64,
     settle: Duration,
     csv: PathBuf,
     args: Vec<String>,
@@ -88,18 +94,21 @@ fn parse_args() -> Result<Opts, String> {
     let mut o = Opts {
         figures: vec![Figure::Memory, Figure::Log, Figure::Latency, Figure::Size],
         n: 100,
-        scale_n: 1000,
+        scale_n: 2000,
         runs: 5,
         scale_runs: 3,
         log_runs: 5,
         log_mib: 256,
         latency_runs: 50,
+        flood_n: 100,
+        flood_mib: 16,
         settle: Duration::from_secs(3),
         csv: PathBuf::new(),
         args: args.clone(),
     };
     let (mut only, mut scale, mut quick, mut csv) = (None, false, false, None);
     let (mut n, mut runs, mut log_runs, mut log_mib, mut lat, mut settle) = (None, None, None, None, None, None);
+    let (mut flood_n, mut flood_mib) = (None, None);
     // --opt=value is --opt value
     let split: Vec<String> = args
         .iter()
@@ -127,10 +136,11 @@ fn parse_args() -> Result<Opts, String> {
                     v.push(match f {
                         "memory" | "mem" | "1" => Figure::Memory,
                         "scale" | "2" => Figure::Scale,
+                        "flood" | "2b" => Figure::Flood,
                         "log" | "3" => Figure::Log,
                         "latency" | "create" | "4" => Figure::Latency,
                         "size" | "5" => Figure::Size,
-                        _ => return Err(format!("--only: unknown figure {f:?} (memory,scale,log,latency,size)")),
+                        _ => return Err(format!("--only: unknown figure {f:?} (memory,scale,flood,log,latency,size)")),
                     });
                 }
                 only = Some(v);
@@ -142,6 +152,8 @@ fn parse_args() -> Result<Opts, String> {
             "--log-runs" => log_runs = Some(val::<usize>(it2, "--log-runs")?),
             "--log-mib" => log_mib = Some(val::<u64>(it2, "--log-mib")?),
             "--latency-runs" => lat = Some(val::<usize>(it2, "--latency-runs")?),
+            "--flood-n" => flood_n = Some(val::<usize>(it2, "--flood-n")?),
+            "--flood-mib" => flood_mib = Some(val::<u64>(it2, "--flood-mib")?),
             "--settle" => settle = Some(val::<f64>(it2, "--settle")?),
             "--csv" => csv = Some(PathBuf::from(val::<String>(it2, "--csv")?)),
             _ => return Err(format!("unknown option {a:?}\n\n{USAGE}")),
@@ -155,9 +167,11 @@ fn parse_args() -> Result<Opts, String> {
         o.log_runs = 2;
         o.log_mib = 16;
         o.latency_runs = 10;
+        o.flood_n = 10;
+        o.flood_mib = 4;
     }
     if scale {
-        o.figures = vec![Figure::Scale];
+        o.figures = vec![Figure::Scale, Figure::Flood];
     }
     if let Some(v) = only {
         o.figures = v;
@@ -179,12 +193,19 @@ fn parse_args() -> Result<Opts, String> {
     if let Some(x) = lat {
         o.latency_runs = x;
     }
+    if let Some(x) = flood_n {
+        o.flood_n = x;
+    }
+    if let Some(x) = flood_mib {
+        o.flood_mib = x;
+    }
     if let Some(x) = settle {
         o.settle = Duration::from_secs_f64(x);
     }
     // The scale figure alone has its own default file, so that `make
     // bench-scale` does not overwrite `make bench`'s results.
-    let stem = if o.figures == [Figure::Scale] { "results-scale" } else { "results" };
+    let stem =
+        if o.figures.iter().all(|f| matches!(f, Figure::Scale | Figure::Flood)) { "results-scale" } else { "results" };
     o.csv = csv.unwrap_or_else(|| workspace().join("target/bench").join(format!("{stem}.csv")));
     if o.n == 0
         || o.scale_n == 0
@@ -193,6 +214,8 @@ fn parse_args() -> Result<Opts, String> {
         || o.log_runs == 0
         || o.latency_runs == 0
         || o.log_mib == 0
+        || o.flood_n == 0
+        || o.flood_mib == 0
     {
         return Err("counts must be at least 1".into());
     }
@@ -299,6 +322,11 @@ fn command_line(o: &Opts) -> String {
 }
 
 fn main() {
+    // Re-executed as a probe of kernel memory (see probe.rs).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.len() == 5 && argv[1] == "--probe" {
+        probe::child_main(&argv[2], argv[3].parse().unwrap_or(probe::K), Path::new(&argv[4]));
+    }
     let o = match parse_args() {
         Ok(o) => o,
         Err(e) => {
@@ -307,6 +335,10 @@ fn main() {
         }
     };
     sys::install_signal_handlers();
+    // Whatever the bench inherited (a shell's descriptors) must not reach
+    // the shims: a stray descriptor numbered 64 or more makes the kernel
+    // give each daemon a larger descriptor table, 2 KiB of charge.
+    sys::cloexec_inherited();
     let mut rep = Report::default();
     let started = Instant::now();
 
@@ -438,6 +470,7 @@ fn main() {
         let r = match fig {
             Figure::Memory => memory::run(&ctx, &mut rep, o.n, o.runs, false),
             Figure::Scale => memory::run(&ctx, &mut rep, o.scale_n, o.scale_runs, true),
+            Figure::Flood => log::many(&ctx, &mut rep, o.flood_n, o.flood_mib),
             Figure::Log => log::run(&ctx, &mut rep, o.log_runs, o.log_mib),
             Figure::Latency => latency::run(&ctx, &mut rep, o.latency_runs),
             Figure::Size => size::run(&ctx, &mut rep),
@@ -483,6 +516,13 @@ fn main() {
     match rep.write_csv(&o.csv) {
         Ok(()) => eprintln!("CSV: {}", o.csv.display()),
         Err(e) => eprintln!("CSV {}: {e}", o.csv.display()),
+    }
+    for c in &rep.charts {
+        let path = o.csv.with_file_name(&c.file);
+        match fs::write(&path, c.svg()) {
+            Ok(()) => eprintln!("chart: {}", path.display()),
+            Err(e) => eprintln!("chart {}: {e}", path.display()),
+        }
     }
     let md = o.csv.with_extension("md");
     match fs::write(&md, &rep.md) {

@@ -1,12 +1,15 @@
 //! Figures 1 and 2: memory per idle container (N = 100), and the same at
-//! scale (N = 1,000) with the time to start them all.
+//! scale (N = 2,000) with the time to start them all. Figure 1 also says
+//! where shimlet's charge goes (see `breakdown`), and both give the points
+//! of the chart of memory above no shim against the number of containers.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{Cgroups, Leaf, MemUsage};
-use crate::report::{fmt, fmt_ratio, median, percentile, Report, Stat};
+use crate::probe::{self, Costs};
+use crate::report::{fmt, fmt_ratio, median, percentile, Chart, Report, Series, Stat};
 use crate::shim::{Kind, Site};
 use crate::sys;
 use crate::{rotate, Ctx, KIB, MIB};
@@ -23,8 +26,10 @@ struct RowRun {
     anon: f64,
     file: f64,
     kernel: f64,
-    /// Exact charge of each shim's cgroup, bytes.
+    /// Exact charge of each shim's cgroup, bytes, in start order.
     per_cg: Vec<f64>,
+    /// The same split into anon, file and kernel.
+    per_cg_usage: Vec<MemUsage>,
     /// Medians over the shim daemons, KiB.
     rss_anon: Option<f64>,
     vm_pte: Option<f64>,
@@ -130,6 +135,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report, n: usize, runs: usize, scale: bool) -> R
         }
     }
     let mut detail: Vec<(Kind, Vec<(String, u64)>)> = Vec::new();
+    let mut snap: Option<Snapshot> = None;
     let mut rows: Vec<RowRun> = Vec::new();
     let mut failed: Vec<Kind> = Vec::new();
     for run in 0..runs {
@@ -139,7 +145,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report, n: usize, runs: usize, scale: bool) -> R
             }
             sys::check_stop()?;
             let group = format!("{fig}-r{run}-{}", k.tag());
-            let res = one_row(ctx, &mut site, cg, &group, k, n, run, &mut detail);
+            let res = one_row(ctx, &mut site, cg, &group, k, n, run, &mut detail, &mut snap);
             site.teardown();
             for e in cg.remove_group(&group) {
                 sys::problem(&e);
@@ -168,8 +174,304 @@ pub fn run(ctx: &Ctx, rep: &mut Report, n: usize, runs: usize, scale: bool) -> R
     }
     drop(site);
     kinds.retain(|k| !failed.contains(k));
+    // What each kind of object costs, measured in cgroups beside the shims'
+    // once the containers are gone (figure 1 only).
+    let mut costs = None;
+    if !scale && snap.is_some() {
+        eprintln!("[{fig}] measuring kernel objects per kind ({} per probe) and the floor process", probe::K);
+        let r = cg
+            .group("probe")
+            .map_err(|e| e.to_string())
+            .and_then(|_| probe::measure(cg, "probe", &ctx.tmp, ctx.tools.busybox.as_deref()));
+        for e in cg.remove_group("probe") {
+            sys::problem(&e);
+        }
+        match r {
+            Ok(c) => costs = Some(c),
+            Err(e) => rep.notes.push(format!("{fig}: kernel objects per kind not measured: {e}")),
+        }
+    }
     report(rep, ctx, fig, n, runs, &kinds, &rows, &detail, scale);
+    if let (Some(s), Some(c)) = (&snap, &costs) {
+        breakdown(rep, &rows, s, c);
+    }
+    spread(rep, fig, &kinds, &rows);
+    chart(rep, fig, n, &kinds, &rows);
     Ok(())
+}
+
+/// One shimlet daemon as it idles: its anonymous pages by mapping, its
+/// page tables, and its descriptors by kind (`probe::KINDS` keys).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub anon_maps: Vec<(String, f64)>,
+    pub pte: f64,
+    pub fds: Vec<&'static str>,
+    pub epoll_watches: usize,
+}
+
+impl Snapshot {
+    fn of(pid: i32) -> Option<Snapshot> {
+        let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+        let mut anon_maps = Vec::new();
+        let mut cur = String::new();
+        for l in smaps.lines() {
+            let first = l.split_whitespace().next().unwrap_or("");
+            if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let name = w.get(5).map(|n| n.rsplit('/').next().unwrap_or(n)).unwrap_or("anonymous");
+                cur = format!("{} {} {}", w[0], w.get(1).unwrap_or(&""), name);
+            } else if let Some(v) = l.strip_prefix("Anonymous:") {
+                let kb: f64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0);
+                if kb > 0.0 {
+                    anon_maps.push((cur.clone(), kb * KIB));
+                }
+            }
+        }
+        let pte = probe::kb(pid, "VmPTE")? * KIB + probe::pgd_bytes();
+        let mut fds = Vec::new();
+        let mut epoll_watches = 0;
+        let mut null_seen = false;
+        for e in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+            let Ok(t) = fs::read_link(e.path()) else { continue };
+            let t = t.to_string_lossy().into_owned();
+            let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy()))
+                .unwrap_or_default();
+            let kind = if t.starts_with("pipe:") {
+                // The pipe's size, through a descriptor of our own on it.
+                let size = fs::File::open(e.path())
+                    .map(|f| unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_GETPIPE_SZ) })
+                    .unwrap_or(-1);
+                if size == 4096 {
+                    "pipe1"
+                } else {
+                    "pipe"
+                }
+            } else if t == "anon_inode:[eventpoll]" {
+                epoll_watches += info.lines().filter(|l| l.starts_with("tfd:")).count();
+                "epoll"
+            } else if t == "anon_inode:[signalfd]" {
+                "signalfd"
+            } else if t == "anon_inode:[eventfd]" {
+                "oomevent"
+            } else if t.starts_with("anon_inode:[timerfd]") {
+                "timerfd"
+            } else if t.starts_with("socket:") {
+                "unix"
+            } else if t == "/dev/null" {
+                // 0, 1 and 2 are one open file, dup'd.
+                if null_seen {
+                    continue;
+                }
+                null_seen = true;
+                "devnull"
+            } else if t.starts_with("/sys/fs/cgroup") {
+                let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap_or("0").trim().to_string();
+                let o_path = u64::from_str_radix(&flags, 8).unwrap_or(0) & libc::O_PATH as u64 != 0;
+                if o_path {
+                    "dir"
+                } else {
+                    "cgfile"
+                }
+            } else if fs::metadata(&t).map(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())).unwrap_or(false)
+            {
+                "fifo"
+            } else {
+                "file"
+            };
+            fds.push(kind);
+        }
+        fds.sort();
+        Some(Snapshot { anon_maps, pte, fds, epoll_watches })
+    }
+}
+
+/// THREAD_SIZE: the kernel stack of a process, on x86_64 and aarch64.
+const KERNEL_STACK: f64 = 16.0 * KIB;
+
+/// Where shimlet's charge above no shim goes, every KiB named: measured
+/// on one daemon (anonymous pages, page tables, descriptors) and priced
+/// with the probes and the floor process.
+fn breakdown(rep: &mut Report, rows: &[RowRun], s: &Snapshot, c: &Costs) {
+    let Some(above) = above(rows, Kind::Shimlet) else { return };
+    let file = paired(rows, Kind::Shimlet, Kind::NoShim, |r, o| Some(r.file - o.file)).map(|s| s.med).unwrap_or(0.0);
+    let mut lines: Vec<(String, f64, String)> = Vec::new();
+    for (m, b) in &s.anon_maps {
+        lines.push((format!("anonymous pages: {m}"), *b, "smaps Anonymous".into()));
+    }
+    lines.push(("page tables".into(), s.pte, "VmPTE + the top-level page".into()));
+    lines.push(("kernel stack".into(), KERNEL_STACK, "THREAD_SIZE".into()));
+    if let Some((fl, fpte, fanon)) = &c.floor {
+        let task = fl.kernel as f64 - fpte - KERNEL_STACK;
+        lines.push((
+            "the process itself: task, mm, signal handlers, files table, VMAs".into(),
+            task,
+            format!(
+                "the floor process's kernel charge ({:.1} KiB) less its page tables and kernel stack",
+                fl.kernel as f64 / KIB
+            ),
+        ));
+        let _ = fanon;
+    }
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for k in &s.fds {
+        *by.entry(k).or_default() += 1;
+    }
+    for (k, n) in by {
+        if let Some(cost) = c.get(k) {
+            let what = probe::KINDS.iter().find(|(x, _)| *x == k).map(|(_, w)| *w).unwrap_or(k);
+            lines.push((format!("{n} × {what}"), n as f64 * cost, format!("probe: {:.0} B each", cost)));
+        }
+    }
+    if let (Some(w), Some(e)) = (c.get("epollwatch"), c.get("eventfd")) {
+        let each = w - e;
+        lines.push((
+            format!("{} epoll entries", s.epoll_watches),
+            s.epoll_watches as f64 * each,
+            format!("probe: {each:.0} B each"),
+        ));
+    }
+    if let (Some(nf), Some(f)) = (c.get("newfile"), c.get("file")) {
+        lines.push((
+            "2 files created (log, shim pidfile): inode and dentry".into(),
+            2.0 * (nf - f),
+            format!("probe: {:.0} B each beyond an open file", nf - f),
+        ));
+    }
+    lines.push(("file pages (page cache)".into(), file, "file charge above no shim, median".into()));
+    let named: f64 = lines.iter().map(|l| l.1).sum();
+    lines.push((
+        "rest: cgroupfs lookups, the kernel's page rounding".into(),
+        above.med - named,
+        "above no shim less the lines above".into(),
+    ));
+    let rows_t: Vec<Vec<String>> =
+        lines.iter().map(|(w, b, how)| vec![w.clone(), format!("{:.1}", b / KIB), how.clone()]).collect();
+    rep.say(&format!(
+        "\nWhere shimlet's {:.1} KiB above no shim go (one idle daemon of run 1; objects priced by probes in cgroups beside the shims'):\n",
+        above.med / KIB
+    ));
+    rep.table(&["item", "KiB", "measured as"], &rows_t);
+    if let Some((fl, fpte, fanon)) = &c.floor {
+        // Its own memory: kernel and anonymous. Its cgroup's file charge is
+        // busybox sh's pages, read there if they were not cached yet.
+        let own = fl.kernel as f64 + fl.anon as f64;
+        rep.say(&format!(
+            "\nFloor: the smallest static process that only sleeps (pause() in a loop, forked inside its own cgroup) is charged \
+             {:.1} KiB (kernel {:.1} incl. page tables {:.1} and kernel stack {:.0}; anonymous {:.1}); shimlet is {:.1} KiB \
+             above no shim, {:+.1} KiB from it.",
+            own / KIB,
+            fl.kernel as f64 / KIB,
+            fpte / KIB,
+            KERNEL_STACK / KIB,
+            fanon / KIB,
+            above.med / KIB,
+            (above.med - own) / KIB
+        ));
+        rep.add("memory", "floor", "charge", &Some(Stat::one(own / KIB)), "KiB");
+    }
+    let mut kinds_t = Vec::new();
+    for (k, what) in probe::KINDS {
+        if let Some(v) = c.get(k) {
+            kinds_t.push(vec![what.to_string(), format!("{v:.0}")]);
+            rep.add("memory", "probe", k, &Some(Stat::one(v)), "B");
+        }
+    }
+    rep.say(&format!(
+        "\nCharge per kernel object, by kind ({} of one kind in a fresh cgroup, the charge before and after / {}):\n",
+        probe::K,
+        probe::K
+    ));
+    rep.table(&["object", "bytes"], &kinds_t);
+}
+
+/// What moves the figure from run to run and from cgroup to cgroup.
+fn spread(rep: &mut Report, fig: &str, kinds: &[Kind], rows: &[RowRun]) {
+    let mut text = Vec::new();
+    for &k in kinds {
+        let runs: Vec<String> = rows
+            .iter()
+            .filter(|r| r.kind == k)
+            .map(|r| {
+                let base = rows.iter().find(|o| o.kind == Kind::NoShim && o.run == r.run);
+                match base {
+                    Some(b) if k != Kind::NoShim => format!("{:.1}", (r.charge - b.charge) / KIB),
+                    _ => format!("{:.1}", r.charge / KIB),
+                }
+            })
+            .collect();
+        let hist = |f: fn(&MemUsage) -> u64| {
+            let mut h: BTreeMap<u64, usize> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.kind == k) {
+                for u in &r.per_cg_usage {
+                    *h.entry((f(u) as f64 / KIB).round() as u64).or_default() += 1;
+                }
+            }
+            let mut v: Vec<(u64, usize)> = h.into_iter().collect();
+            v.sort_by_key(|x| std::cmp::Reverse(x.1));
+            v.iter().take(4).map(|(kib, n)| format!("{kib} ×{n}")).collect::<Vec<_>>().join(", ")
+        };
+        text.push(format!(
+            "- {}: {} per run {}; per cgroup, kernel KiB {}; file KiB {}",
+            k.name(),
+            if k == Kind::NoShim { "charge" } else { "above no shim" },
+            runs.join(" / "),
+            hist(|u| u.kernel),
+            hist(|u| u.file)
+        ));
+    }
+    rep.say(&format!("\nSpread ({fig}): the figure per run, and the commonest per-cgroup values:\n"));
+    for t in text {
+        rep.say(&t);
+    }
+    rep.say(
+        "\nWhat moves it: the kernel counts its own memory in whole pages per cgroup (slab objects are charged a page at \
+        a time and the remainder kept for the cgroup's next objects), so a shim whose objects sit near a page boundary \
+        reads 4 KiB more in some cgroups than in others; and a page of file-system metadata (an ext4 inode-table block \
+        holds 16 inodes, a directory block many names) is charged to whichever cgroup touches it first, so the file \
+        charge of one cgroup depends on its neighbours. Anonymous pages and page tables are exact. The bench marks \
+        what it inherited close-on-exec: a stray descriptor numbered 64 or more reaching a shim would make its \
+        daemon's descriptor table 2 KiB larger.",
+    );
+}
+
+/// Memory above no shim against the number of containers: the cumulative
+/// charge of the first k shims of each row (in start order) less k times
+/// that run's median no-shim charge, at ten points, median over runs.
+fn chart(rep: &mut Report, fig: &str, n: usize, kinds: &[Kind], rows: &[RowRun]) {
+    if !kinds.contains(&Kind::NoShim) {
+        return;
+    }
+    let mut series = Vec::new();
+    for &k in kinds.iter().filter(|&&k| k != Kind::NoShim) {
+        let mut pts = Vec::new();
+        for step in 0..=10 {
+            let at = n * step / 10;
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.kind == k)
+                .filter_map(|r| {
+                    let base = rows.iter().find(|o| o.kind == Kind::NoShim && o.run == r.run)?;
+                    let b = median(&base.per_cg)?;
+                    Some((r.per_cg.iter().take(at).sum::<f64>() - at as f64 * b) / MIB)
+                })
+                .collect();
+            if let Some(s) = Stat::of(&v) {
+                pts.push((at as f64, s.med, s.min, s.max));
+                rep.add(fig, k.name(), &format!("above_noshim_total_at_{at}"), &Some(s), "MiB");
+            }
+        }
+        series.push(Series { name: k.name().to_string(), color: k.color(), points: pts });
+    }
+    let file = if fig == "scale" { "memory-scale.svg" } else { "memory.svg" };
+    rep.charts.push(Chart {
+        file: file.into(),
+        title: format!("Memory above no shim, idle containers (N up to {n}, median of runs, bars min–max)"),
+        x_label: "containers".into(),
+        y_label: "MiB above no shim".into(),
+        y_unit: "MiB".into(),
+        series,
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -182,6 +484,7 @@ fn one_row(
     n: usize,
     run: usize,
     detail: &mut Vec<(Kind, Vec<(String, u64)>)>,
+    snap: &mut Option<Snapshot>,
 ) -> Result<RowRun, String> {
     cg.group(group).map_err(|e| e.to_string())?;
     let mut leaves: Vec<Leaf> = Vec::with_capacity(n);
@@ -235,6 +538,9 @@ fn one_row(
     if run == 0 {
         if let Some(&p) = daemons.first() {
             detail.push((k, dirty_by_origin(p)));
+            if k == Kind::Shimlet {
+                *snap = Snapshot::of(p);
+            }
         }
     }
     Ok(RowRun {
@@ -246,6 +552,7 @@ fn one_row(
         file: sum(|u| u.file),
         kernel: sum(|u| u.kernel),
         per_cg: usages.iter().map(|u| u.charge() as f64).collect(),
+        per_cg_usage: usages.clone(),
         rss_anon: med("status", "RssAnon"),
         vm_pte: med("status", "VmPTE"),
         pss: med("smaps_rollup", "Pss"),
@@ -312,7 +619,7 @@ fn report(
             n: s.n,
         })
     };
-    let target_mem = 96.0;
+    let target_mem = 80.0;
     let target_anon = 24.0;
     let mut table = Vec::new();
     let mut breakdown = Vec::new();
@@ -455,6 +762,22 @@ fn report(
             &table,
         );
         rep.say("\nstart all = sequential `create` + `runc start` of the N containers; per-shim spread over every cgroup of every run.\n");
+        // On paper: the measured cost per container, times 10,000.
+        for &k in kinds.iter().filter(|&&k| k != Kind::NoShim) {
+            if let (Some(a), Some(t)) = (above(rows, k), per_run(rows, k, |r| Some(r.start_all.as_secs_f64()))) {
+                let mib = a.med * 10_000.0 / MIB;
+                rep.add(fig, k.name(), "on_paper_10000_above_noshim", &Some(Stat::one(mib)), "MiB");
+                rep.say(&format!(
+                    "- {} at 10,000 containers, on paper: {:.0} MiB above no shim ({:.1} KiB each, measured at {n}); \
+                     started one after the other in about {:.0} s at the measured rate",
+                    k.name(),
+                    mib,
+                    a.med / KIB,
+                    t.med * 10_000.0 / n as f64
+                ));
+            }
+        }
+        rep.say("");
     }
     rep.say(&format!("Breakdown ({fig}), per container, median over runs:\n"));
     rep.table(

@@ -1,4 +1,4 @@
-//! Statistics, markdown tables and the CSV file.
+//! Statistics, markdown tables, the CSV file and the SVG charts.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -108,6 +108,148 @@ pub struct Report {
     rows: Vec<CsvRow>,
     /// Rows dropped and why, printed at the end.
     pub notes: Vec<String>,
+    /// Charts to write beside the CSV file.
+    pub charts: Vec<Chart>,
+}
+
+/// One line of a chart: (x, y, y min, y max) points, in x order.
+pub struct Series {
+    pub name: String,
+    pub color: &'static str,
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// A line chart, one line per series (one per shim: a new shim is a new
+/// series, nothing else changes).
+pub struct Chart {
+    pub file: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Of y, for the legend.
+    pub y_unit: String,
+    pub series: Vec<Series>,
+}
+
+/// A round step for about `n` ticks up to `max`.
+fn tick_step(max: f64, n: f64) -> f64 {
+    let raw = (max / n).max(1e-9);
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+impl Chart {
+    /// The chart as a self-contained SVG document.
+    pub fn svg(&self) -> String {
+        let (w, h) = (760.0, 440.0);
+        let (l, r, t, b) = (70.0, 20.0, 50.0, 55.0);
+        let pts = || self.series.iter().flat_map(|s| s.points.iter());
+        let xmax = pts().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+        let ymax = pts().map(|p| p.3.max(p.1)).fold(0.0, f64::max).max(1e-6);
+        let (xs, ys) = (tick_step(xmax, 8.0), tick_step(ymax, 6.0));
+        let (xtop, ytop) = ((xmax / xs).ceil() * xs, (ymax / ys).ceil() * ys);
+        let x = |v: f64| l + v / xtop * (w - l - r);
+        let y = |v: f64| h - b - v / ytop * (h - t - b);
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(o, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+            w / 2.0,
+            esc(&self.title)
+        );
+        let mut v = 0.0;
+        while v <= ytop + ys / 2.0 {
+            let _ = writeln!(
+                o,
+                r##"<line x1="{l}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e0e0e0"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                w - r,
+                l - 6.0,
+                y(v) + 4.0,
+                num(v, if ys < 1.0 { 1 } else { 0 }),
+                yy = y(v)
+            );
+            v += ys;
+        }
+        let mut v = 0.0;
+        while v <= xtop + xs / 2.0 {
+            let _ = writeln!(
+                o,
+                r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{}" y2="{}" stroke="#999"/><text x="{xx:.1}" y="{}" text-anchor="middle">{}</text>"##,
+                h - b,
+                h - b + 5.0,
+                h - b + 19.0,
+                num(v, 0),
+                xx = x(v)
+            );
+            v += xs;
+        }
+        let _ = writeln!(o, r##"<line x1="{l}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##, w - r, h - b, h - b);
+        let _ = writeln!(o, r##"<line x1="{l}" x2="{l}" y1="{t}" y2="{}" stroke="#333"/>"##, h - b);
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            (l + w - r) / 2.0,
+            h - 12.0,
+            esc(&self.x_label)
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>"#,
+            (t + h - b) / 2.0,
+            (t + h - b) / 2.0,
+            esc(&self.y_label)
+        );
+        for (i, s) in self.series.iter().enumerate() {
+            let path: Vec<String> = s.points.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
+            let _ = writeln!(
+                o,
+                r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+                s.color,
+                path.join(" ")
+            );
+            for p in &s.points {
+                if p.3 > p.2 {
+                    let _ = writeln!(
+                        o,
+                        r#"<line x1="{xx:.1}" x2="{xx:.1}" y1="{:.1}" y2="{:.1}" stroke="{}"/>"#,
+                        y(p.2),
+                        y(p.3),
+                        s.color,
+                        xx = x(p.0)
+                    );
+                }
+                let _ = writeln!(o, r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"/>"#, x(p.0), y(p.1), s.color);
+            }
+            let last = s
+                .points
+                .last()
+                .map(|p| format!(" ({} {} at {})", num(p.1, 1), self.y_unit, num(p.0, 0)))
+                .unwrap_or_default();
+            let ly = t + 8.0 + i as f64 * 18.0;
+            let _ = writeln!(
+                o,
+                r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="3"/><text x="{}" y="{}">{}{}</text>"#,
+                l + 12.0,
+                l + 36.0,
+                s.color,
+                l + 42.0,
+                ly + 4.0,
+                esc(&s.name),
+                esc(&last)
+            );
+        }
+        o.push_str("</svg>\n");
+        o
+    }
 }
 
 impl Report {

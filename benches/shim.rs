@@ -35,6 +35,14 @@ impl Kind {
             Kind::NoShim => "no shim",
         }
     }
+    /// Its line in the charts.
+    pub fn color(self) -> &'static str {
+        match self {
+            Kind::Shimlet => "#1a7f37",
+            Kind::Conmon => "#c2410c",
+            Kind::NoShim => "#6b7280",
+        }
+    }
     pub fn tag(self) -> &'static str {
         match self {
             Kind::Shimlet => "shimlet",

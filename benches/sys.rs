@@ -339,6 +339,12 @@ pub fn sleep(d: Duration) {
     }
 }
 
+/// Mark every descriptor from 3 up close-on-exec.
+pub fn cloexec_inherited() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+}
+
 pub fn set_subreaper() -> io::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());

@@ -113,11 +113,12 @@ impl<'a> Spawn<'a> {
     }
 }
 
-/// The runtime's child runs on this stack until it execs (CLONE_VM: it
-/// shares our memory meanwhile), then the pages are handed back.
+/// The runtime's child runs on this stack until it execs (on its copy of
+/// our memory: the pages it touches are its own, gone when it execs).
 #[repr(C, align(4096))]
 struct ChildStack([u8; CHILD_STACK]);
 const CHILD_STACK: usize = 32 * 1024;
+#[link_section = ".sbss.pages"]
 static mut STACK: ChildStack = ChildStack([0; CHILD_STACK]);
 
 struct Args<'a, 'b> {
@@ -137,10 +138,9 @@ extern "C" fn child_entry(arg: *mut core::ffi::c_void) -> core::ffi::c_int {
     child(a.s, a.parent, a.listen_pid)
 }
 
-/// Start the runtime; the parent gets its pid. Like posix_spawn, the child
-/// shares our memory (CLONE_VM) and we wait until it has exec'd
-/// (CLONE_VFORK): no address space is copied and no page is faulted in
-/// twice, which is most of what a fork costs a shim.
+/// Start the runtime; the parent gets its pid. Like posix_spawn, we wait
+/// until the child has exec'd (CLONE_VFORK); it runs on a copy of our
+/// memory rather than on it (see `sys::spawn_vfork`).
 #[inline(never)]
 pub fn spawn(s: &Spawn) -> sys::Result<Pid> {
     let parent = sys::getpid();

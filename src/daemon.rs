@@ -12,7 +12,7 @@
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
-use crate::attach::{IN_SIZE, RECORD};
+use crate::attach::IN_SIZE;
 use crate::exit::Ended;
 use crate::process::{Note, Phase, Proc, DRAIN_BUDGET};
 use crate::sys::{self, AsFd, AsRawFd, Event, EventFlags, OwnedFd, Pid};
@@ -105,16 +105,25 @@ impl Poll {
     }
 }
 
+/// What one read from a process carries, at most.
+pub const READ: usize = 64 * 1024;
+/// The log's batch: a flood is written 256 KiB at a time (fewer, larger
+/// writes cost the kernel less), and any record of one read fits whole.
+pub const LOG_BATCH: usize = 4 * READ + 4096;
+
 /// The shared buffers, page-aligned so they can be handed back whole:
-/// what one read from a process carries, and one client's input record.
+/// what one read from a process carries, one client's input record, and
+/// the records of one wake-up on their way to the log. Only a flood
+/// touches all of `io` and `log`; the idle trim hands them back.
 #[repr(C, align(4096))]
 pub struct Bufs {
-    pub io: [u8; RECORD],
+    pub io: [u8; READ],
     pub input: [u8; IN_SIZE],
+    pub log: [u8; LOG_BATCH],
 }
 
 impl Bufs {
-    pub const ZERO: Bufs = Bufs { io: [0; RECORD], input: [0; IN_SIZE] };
+    pub const ZERO: Bufs = Bufs { io: [0; READ], input: [0; IN_SIZE], log: [0; LOG_BATCH] };
 }
 
 /// Exits reaped before anyone knew the pid (a container that died before
@@ -163,6 +172,10 @@ pub struct Daemon<'a> {
     more: bool,
     /// Something happened since the last trim.
     busy: bool,
+    /// When the loop last went to wait, and when it last had events
+    /// (monotonic ms): the trim waits for `IDLE_TRIM_MS` without any.
+    now: u64,
+    last_busy: u64,
     pub bufs: &'a mut Bufs,
     pub procs: Table<'a>,
 }
@@ -231,6 +244,7 @@ impl<'a> Daemon<'a> {
                 self.expire(f);
             } else {
                 self.busy = true;
+                self.last_busy = self.now;
             }
             let n = got.len();
             for ev in &evs[..n] {
@@ -238,6 +252,7 @@ impl<'a> Daemon<'a> {
                     self.dispatch(f, tok, ev.flags);
                 }
             }
+            self.resume_output();
             self.leftovers();
             self.report_exits(f);
         }
@@ -246,21 +261,24 @@ impl<'a> Daemon<'a> {
     /// How long epoll may wait: until the nearest deadline, or the idle
     /// trim, or for ever; not at all when work was left.
     fn timeout(&mut self) -> Option<u64> {
+        let now = sys::monotonic_ms();
+        self.now = now;
         if core::mem::take(&mut self.more) {
             return Some(0);
         }
-        let now = sys::monotonic_ms();
         let mut next = self.front_deadline;
         for i in self.procs.used() {
-            if let Some(d) = self.procs.get(i).and_then(|p| p.deadline) {
+            let Some(p) = self.procs.get(i) else { continue };
+            for d in [p.deadline, p.pace.resume].into_iter().flatten() {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
         }
         let until = next.map(|d| d.saturating_sub(now));
+        let trim = (self.last_busy + IDLE_TRIM_MS).saturating_sub(now);
         match (until, self.busy) {
-            (Some(u), true) => Some(u.min(IDLE_TRIM_MS)),
+            (Some(u), true) => Some(u.min(trim)),
             (Some(u), false) => Some(u),
-            (None, true) => Some(IDLE_TRIM_MS),
+            (None, true) => Some(trim),
             (None, false) => None,
         }
     }
@@ -279,7 +297,7 @@ impl<'a> Daemon<'a> {
                 f.deadline(self, i);
             }
         }
-        if self.busy {
+        if self.busy && now >= self.last_busy + IDLE_TRIM_MS {
             self.busy = false;
             f.trim();
             self.trim();
@@ -293,10 +311,22 @@ impl<'a> Daemon<'a> {
             _ => {
                 let slot = tok.slot as usize;
                 let Some(p) = self.procs.get_mut(slot) else { return };
-                let bufs = &mut *self.bufs;
-                if p.on_event(&self.poll, tok, ev, &mut bufs.io, &mut bufs.input) == Note::Oom {
+                if p.on_event(&self.poll, tok, ev, self.bufs) == Note::Oom {
                     f.oom(self, slot);
                 }
+            }
+        }
+    }
+
+    /// Output pipes paused for a flood whose pause is over (the clock is
+    /// read only while one is paused).
+    fn resume_output(&mut self) {
+        let mut now = None;
+        for i in self.procs.used() {
+            let Some(p) = self.procs.get_mut(i) else { continue };
+            if p.pace.resume.is_some() {
+                let now = *now.get_or_insert_with(sys::monotonic_ms);
+                p.resume_output(&self.poll, now);
             }
         }
     }
@@ -318,7 +348,7 @@ impl<'a> Daemon<'a> {
         for i in self.procs.used() {
             let Some(p) = self.procs.get_mut(i) else { continue };
             let Phase::Exited { pid, ended, told: false } = p.phase else { continue };
-            p.drain_output(&self.poll, &mut self.bufs.io);
+            p.drain_output(&self.poll, self.bufs);
             p.phase = Phase::Exited { pid, ended, told: true };
             f.exited(self, i, ended);
         }
@@ -365,11 +395,17 @@ impl<'a> Daemon<'a> {
     }
 
     /// Give back the I/O buffers (the input buffer too, unless input waits
-    /// in it) and the unused stack pages.
+    /// in it) and the unused stack pages; pipes grown for a flood shrink.
     #[inline(never)]
     pub fn trim(&mut self) {
         let input_waits = self.procs.used().any(|i| self.procs.get(i).is_some_and(|p| !p.clients.flow.reading()));
-        sys::release(self.bufs.io.as_ptr() as usize, RECORD);
+        for i in self.procs.used() {
+            if let Some(p) = self.procs.get_mut(i) {
+                p.trim_output();
+            }
+        }
+        sys::release(self.bufs.io.as_ptr() as usize, READ);
+        sys::release(self.bufs.log.as_ptr() as usize, LOG_BATCH);
         if !input_waits {
             sys::release(self.bufs.input.as_ptr() as usize, IN_SIZE);
         }

@@ -19,6 +19,7 @@
 //! - `relay`    a pty to and from a manager's FIFOs
 //! - `output`   a process's output to its sinks
 //! - `logfile`  the k8s-file log writer
+//! - `pace`     pacing output pipes while a process floods them
 //! - `journal`  the journald log driver
 //! - `attach`   attach clients and input flow control (plain logic)
 //! - `tty`      the console socket and the pty
@@ -46,6 +47,7 @@ pub mod json;
 pub mod logfile;
 pub mod oom;
 pub mod output;
+pub mod pace;
 pub mod process;
 pub mod relay;
 pub mod sock;

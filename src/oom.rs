@@ -5,6 +5,9 @@
 //! - cgroup v1: an eventfd registered through `cgroup.event_control` for
 //!   `memory.oom_control`; an event is confirmed by the `oom_kill` counter
 //!   in `memory.oom_control` (an event also comes when the cgroup goes).
+//!   That file is opened only to be read: an open cgroup file that has been
+//!   read keeps a page of kernel memory for its next read, so the watch
+//!   holds the cgroup's directory instead (O_PATH, no such page).
 //! - cgroup v2: `memory.events` is pollable (EPOLLPRI on change); its
 //!   `oom_kill` counter says whether a process was killed.
 //!
@@ -14,8 +17,8 @@ use crate::buf::{parse_u64, Buf, PathBuf};
 use crate::sys::{self, AsFd, BorrowedFd, OFlags, OwnedFd};
 
 pub struct Oom {
-    /// The file whose `oom_kill` line counts kills: memory.oom_control (v1)
-    /// or memory.events (v2).
+    /// v2: memory.events, whose `oom_kill` line counts kills; v1: the
+    /// cgroup's directory, where memory.oom_control counts them.
     counter: OwnedFd,
     /// v1: the eventfd registered for OOM notifications (epoll watches it);
     /// v2: none, epoll watches `counter` itself (EPOLLPRI on change).
@@ -55,6 +58,11 @@ fn read_counter(fd: impl AsFd) -> u64 {
     }
 }
 
+/// v1: the counter in `dir`/memory.oom_control, the file open only meanwhile.
+fn read_v1_counter(dir: impl AsFd) -> u64 {
+    sys::openat(dir, c"memory.oom_control", OFlags::RDONLY, 0).map_or(0, read_counter)
+}
+
 impl Oom {
     /// Start watching the container `pid`'s memory cgroup. `path` is scratch.
     #[inline(never)]
@@ -92,18 +100,25 @@ impl Oom {
             let base = read_counter(&counter);
             return Some(Oom { counter, event: None, v2, base });
         }
-        let counter = file(b"memory.oom_control", path, OFlags::RDONLY)?;
-        let base = read_counter(&counter);
+        path.clear();
+        if !path.push(dir.as_bytes()) {
+            return None;
+        }
+        let cdir = sys::open_dir(path.as_cstr()?).ok()?;
+        let base = read_v1_counter(&cdir);
+        // The registration needs memory.oom_control open; the kernel keeps
+        // what it needs of it (the event), so it is closed again.
+        let control = sys::openat(&cdir, c"memory.oom_control", OFlags::RDONLY, 0).ok()?;
         let event = sys::eventfd().ok().filter(|efd| {
             let Some(ctl) = file(b"cgroup.event_control", path, OFlags::WRONLY) else { return false };
             let mut line: Buf<32> = Buf::new();
             line.push_u64(sys::AsRawFd::as_raw_fd(efd) as u64);
             line.push(b" ");
-            line.push_u64(sys::AsRawFd::as_raw_fd(&counter) as u64);
+            line.push_u64(sys::AsRawFd::as_raw_fd(&control) as u64);
             sys::write_all(&ctl, line.as_bytes()).is_ok()
         });
         // Without the eventfd, the counter alone still answers at exit.
-        Some(Oom { counter, event, v2, base })
+        Some(Oom { counter: cdir, event, v2, base })
     }
 
     /// What epoll should watch, if anything (EPOLLPRI for v2, EPOLLIN for v1).
@@ -121,7 +136,8 @@ impl Oom {
             let mut v = [0u8; 8];
             let _ = sys::read(e, &mut v);
         }
-        read_counter(&self.counter) > self.base
+        let kills = if self.v2 { read_counter(&self.counter) } else { read_v1_counter(&self.counter) };
+        kills > self.base
     }
 }
 

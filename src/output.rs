@@ -7,7 +7,7 @@ use crate::attach::{self, Clients};
 use crate::buf::Buf;
 use crate::diag;
 use crate::journal::Journal;
-use crate::logfile::{LogFile, Stream};
+use crate::logfile::{Batch, LogFile, Stream, MAX_PAYLOAD};
 use crate::sys::Errno;
 use crate::timefmt;
 
@@ -36,13 +36,25 @@ impl<'a> Output<'a> {
         self.log.lost + self.journal.as_ref().map_or(0, |j| j.lost)
     }
 
-    /// One read's worth of output from `stream`, to the log and journald.
-    pub fn record(&mut self, stream: Stream, data: &[u8]) {
-        let lost = self.log.lost;
-        self.log.write(stream, data, &timefmt::now());
+    /// One read's worth of output from `stream`, to the log (formatted
+    /// into `batch`) and journald.
+    pub fn record(&mut self, batch: &mut Batch<'_>, stream: Stream, data: &[u8]) {
+        self.log.write(batch, stream, data, &timefmt::now());
         if let Some(j) = &mut self.journal {
-            j.write(stream, data);
+            // In pieces of a log record's size at most, as the reads of
+            // that size were (a longer line is a partial message).
+            for piece in data.chunks(MAX_PAYLOAD) {
+                j.write(stream, piece);
+            }
         }
+    }
+
+    /// The end of a wake-up: what `batch` holds goes to the log. `lost` is
+    /// what the log had lost when the wake-up began: losing more is said
+    /// once, and once when a wake-up's writes succeed again.
+    pub fn flush(&mut self, batch: &mut Batch<'_>, lost: u64) {
+        let wrote = !batch.is_empty();
+        self.log.flush(batch);
         if self.log.lost != lost && !self.failing {
             self.failing = true;
             let e = self.log.last_error.unwrap_or(Errno::IO);
@@ -50,7 +62,7 @@ impl<'a> Output<'a> {
                 b"cannot write the log, container output is being dropped (counted in the exit record)",
                 e,
             );
-        } else if self.log.lost == lost && self.failing {
+        } else if self.log.lost == lost && self.failing && wrote {
             self.failing = false;
             let mut n: Buf<24> = Buf::new();
             n.push_u64(self.log.lost);
@@ -59,7 +71,8 @@ impl<'a> Output<'a> {
     }
 }
 
-/// The same read to every client that gets output, without waiting.
+/// The same read to every client that gets output, without waiting, in
+/// records of at most `attach::RECORD` bytes.
 pub fn to_clients(clients: &Clients, stream: Stream, data: &[u8]) -> Refused {
     let code = if stream == Stream::Stdout { attach::STREAM_STDOUT } else { attach::STREAM_STDERR };
     let mut r = Refused::default();
@@ -68,10 +81,13 @@ pub fn to_clients(clients: &Clients, stream: Stream, data: &[u8]) -> Refused {
             continue;
         }
         let Some(fd) = clients.fd(i) else { continue };
-        match attach::send_record(fd, code, data) {
-            Ok(()) => {}
-            Err(Errno::AGAIN | Errno::NOBUFS) => r.stuck |= 1 << i,
-            Err(_) => r.left |= 1 << i,
+        for chunk in data.chunks(attach::RECORD) {
+            match attach::send_record(fd, code, chunk) {
+                Ok(()) => continue,
+                Err(Errno::AGAIN | Errno::NOBUFS) => r.stuck |= 1 << i,
+                Err(_) => r.left |= 1 << i,
+            }
+            break;
         }
     }
     r

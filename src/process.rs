@@ -14,12 +14,13 @@
 
 use crate::attach::{Clients, Peer, Policy, Take, Target, IN_SIZE, MAX_CLIENTS};
 use crate::ctl::{Bad, Cmd, Ctl};
-use crate::daemon::{Kind, Poll, Token};
+use crate::daemon::{Bufs, Kind, Poll, Token};
 use crate::diag;
 use crate::exit::Ended;
-use crate::logfile::Stream;
+use crate::logfile::{Batch, Stream};
 use crate::oom::Oom;
 use crate::output::{self, Output};
+use crate::pace::{self, Pace};
 use crate::relay::{self, Relay};
 use crate::sock::{self, Place};
 use crate::sys::{self, AsFd, EventFlags, OwnedFd, Pid};
@@ -70,6 +71,10 @@ pub enum Note {
 /// loop goes round (without waiting) for the rest.
 pub const DRAIN_BUDGET: usize = 64;
 
+/// Reads of one output source per wake-up, at most: a flood's grown pipe
+/// (`pace::FLOOD_PIPE`) in the daemon's read buffer.
+const READS: usize = 16;
+
 pub struct Proc<'a> {
     pub slot: u16,
     pub phase: Phase,
@@ -84,6 +89,8 @@ pub struct Proc<'a> {
     pub oomed: bool,
     /// When the front end wants to hear again (monotonic ms).
     pub deadline: Option<u64>,
+    /// Its output pipes while it floods them.
+    pub pace: Pace,
     /// The pty's output to, and input from, a manager's FIFOs (containerd).
     pub relay: Relay,
     /// The input target is in the epoll set for EPOLLOUT (the stdin pipe).
@@ -106,6 +113,7 @@ impl<'a> Proc<'a> {
             oom: None,
             oomed: false,
             deadline: None,
+            pace: Pace::new(),
             relay: Relay::new(),
             target_watched: false,
             pty_ev: EventFlags::empty(),
@@ -157,6 +165,9 @@ impl<'a> Proc<'a> {
         for (fd, kind) in [(&self.io.out, Kind::Stdout), (&self.io.err, Kind::Stderr)] {
             if let Some(fd) = fd {
                 let _ = sys::set_nonblock(fd);
+                // Quiet-size until it floods (fails, harmlessly, if the
+                // runtime left more than that in it).
+                let _ = sys::set_pipe_size(fd, pace::IDLE_PIPE);
                 let _ = poll.add(self.token(kind, 0, fd), fd, EventFlags::IN);
             }
         }
@@ -194,31 +205,23 @@ impl<'a> Proc<'a> {
 
     // ---- events --------------------------------------------------------
 
-    /// One epoll event for this process. `io` and `input` are the daemon's
-    /// shared buffers.
-    pub fn on_event(
-        &mut self,
-        poll: &Poll,
-        tok: Token,
-        ev: EventFlags,
-        io: &mut [u8],
-        input: &mut [u8; IN_SIZE],
-    ) -> Note {
+    /// One epoll event for this process, with the daemon's shared buffers.
+    pub fn on_event(&mut self, poll: &Poll, tok: Token, ev: EventFlags, bufs: &mut Bufs) -> Note {
         match tok.kind {
-            Kind::Stdout => self.on_output(poll, Stream::Stdout, Kind::Stdout, io),
-            Kind::Stderr => self.on_output(poll, Stream::Stderr, Kind::Stderr, io),
+            Kind::Stdout => self.on_output(poll, Stream::Stdout, Kind::Stdout, bufs),
+            Kind::Stderr => self.on_output(poll, Stream::Stderr, Kind::Stderr, bufs),
             Kind::Pty => {
                 if ev.contains(EventFlags::OUT) {
-                    self.flush_input(input);
+                    self.flush_input(&bufs.input);
                     if let Some(pty) = &self.io.pty {
                         self.relay.flush(pty);
                     }
                 }
                 if ev.intersects(EventFlags::IN | EventFlags::HUP | EventFlags::ERR) {
                     if self.relay.out.is_some() {
-                        self.relay_output(poll, io);
+                        self.relay_output(poll, &mut bufs.io);
                     } else {
-                        self.on_output(poll, Stream::Stdout, Kind::Pty, io);
+                        self.on_output(poll, Stream::Stdout, Kind::Pty, bufs);
                     }
                 }
             }
@@ -227,12 +230,12 @@ impl<'a> Proc<'a> {
                 if let Some(out) = &self.relay.out {
                     poll.remove(out);
                 }
-                self.relay_output(poll, io);
+                self.relay_output(poll, &mut bufs.io);
             }
             Kind::Source => self.relay_input(poll),
-            Kind::Stdin => self.flush_input(input),
+            Kind::Stdin => self.flush_input(&bufs.input),
             Kind::Listen => self.on_accept(poll),
-            Kind::Client => self.on_client(tok.sub as usize, tok.fd, ev, input),
+            Kind::Client => self.on_client(tok.sub as usize, tok.fd, ev, &mut bufs.input),
             Kind::Console => self.on_console(poll),
             Kind::ConsoleConn => self.on_console_conn(poll),
             Kind::Ctl => self.on_ctl(),
@@ -253,29 +256,132 @@ impl<'a> Proc<'a> {
         }
     }
 
-    /// Read while the source keeps filling the buffer (a flood), up to 8
-    /// reads, before going back to epoll: fewer wake-ups per byte. A short
-    /// read means it is empty, so a quiet process costs one read.
-    fn on_output(&mut self, poll: &Poll, stream: Stream, kind: Kind, buf: &mut [u8]) {
-        for _ in 0..8 {
-            let Some(fd) = self.source(kind).as_ref() else { return };
-            match sys::read(fd, buf) {
-                Ok(n) if n > 0 => {
-                    self.emit(stream, &buf[..n]);
-                    if n < buf.len() {
-                        return;
-                    }
-                }
-                Err(sys::Errno::AGAIN) => return,
-                // EOF, or EIO from a pty whose last user closed it.
-                _ => return self.close_source(poll, kind),
+    /// Read while the source keeps filling the buffer (a flood), up to
+    /// `READS` reads, before going back to epoll: fewer wake-ups per byte.
+    /// A short read means it is empty, so a quiet process costs one read.
+    /// The records go to the log in one batch, written when it is full
+    /// and before this returns: nothing read waits for a later wake-up.
+    ///
+    /// A sibling pipe paused for a flood is read first: what waits in it
+    /// was written before what just woke this one (a container that writes
+    /// its stderr, then its stdout, is logged in that order).
+    fn on_output(&mut self, poll: &Poll, stream: Stream, kind: Kind, bufs: &mut Bufs) {
+        let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
+        let lost = self.output.log.lost;
+        let sibling = match kind {
+            Kind::Stdout if self.pace.is_paused(1) => Some((Kind::Stderr, Stream::Stderr)),
+            Kind::Stderr if self.pace.is_paused(0) => Some((Kind::Stdout, Stream::Stdout)),
+            _ => None,
+        };
+        let mut done = [(Kind::Stdout, 0, 0, false); 2];
+        for (i, (k, st)) in sibling.into_iter().chain([(kind, stream)]).enumerate() {
+            let (bytes, most, ended) = self.read_source(&mut batch, lost, k, st, buf);
+            done[i] = (k, bytes, most, ended);
+        }
+        self.output.flush(&mut batch, lost);
+        for &(k, bytes, most, ended) in &done[..1 + sibling.is_some() as usize] {
+            if ended {
+                self.close_source(poll, k);
+            } else if bytes > 0 {
+                self.pace_source(poll, k, bytes, most);
             }
         }
     }
 
-    /// The log first (it is the record), then every client.
-    fn emit(&mut self, stream: Stream, data: &[u8]) {
-        self.output.record(stream, data);
+    /// Up to `READS` reads of one source into `batch`: the bytes read, the
+    /// largest read, and whether the source ended.
+    fn read_source(
+        &mut self,
+        batch: &mut Batch<'_>,
+        lost: u64,
+        kind: Kind,
+        stream: Stream,
+        buf: &mut [u8],
+    ) -> (usize, usize, bool) {
+        let (mut bytes, mut most) = (0, 0);
+        for _ in 0..READS {
+            let Some(fd) = self.source(kind).as_ref() else { break };
+            match sys::read(fd, buf) {
+                Ok(n) if n > 0 => {
+                    self.emit(batch, lost, stream, &buf[..n]);
+                    bytes += n;
+                    most = most.max(n);
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(sys::Errno::AGAIN) => break,
+                // EOF, or EIO from a pty whose last user closed it.
+                _ => return (bytes, most, true),
+            }
+        }
+        (bytes, most, false)
+    }
+
+    /// Output pipe `source` of `pace` (0 stdout, 1 stderr) and its kind.
+    fn pipe(&self, source: usize) -> Option<(&OwnedFd, Kind)> {
+        match source {
+            0 => self.io.out.as_ref().map(|f| (f, Kind::Stdout)),
+            1 => self.io.err.as_ref().map(|f| (f, Kind::Stderr)),
+            _ => None,
+        }
+    }
+
+    /// After a wake-up read `bytes` from a pipe: pause it while it floods,
+    /// grow it for the flood (see `pace`).
+    fn pace_source(&mut self, poll: &Poll, kind: Kind, bytes: usize, most: usize) {
+        let source = match kind {
+            Kind::Stdout => 0,
+            Kind::Stderr => 1,
+            // A pty's buffer cannot grow: pausing it would slow its writer.
+            _ => return,
+        };
+        let step = self.pace.after_reads(source, sys::monotonic_ms(), bytes, most);
+        let Some((fd, _)) = self.pipe(source) else { return };
+        let grown = step.grow && sys::set_pipe_size(fd, pace::FLOOD_PIPE).is_ok();
+        if step.pause {
+            poll.set(self.token(kind, 0, fd), fd, EventFlags::empty());
+        }
+        if grown {
+            self.pace.grown(source);
+        }
+    }
+
+    /// Paused pipes whose pause is over at `now` are watched again.
+    pub fn resume_output(&mut self, poll: &Poll, now: u64) {
+        let due = self.pace.due(now);
+        for source in 0..pace::SOURCES {
+            if due & (1 << source) != 0 {
+                if let Some((fd, kind)) = self.pipe(source) {
+                    poll.set(self.token(kind, 0, fd), fd, EventFlags::IN);
+                }
+            }
+        }
+    }
+
+    /// The idle trim: pipes grown for a flood go back to their quiet size.
+    pub fn trim_output(&mut self) {
+        let grown = self.pace.shrink();
+        for source in 0..pace::SOURCES {
+            if grown & (1 << source) == 0 {
+                continue;
+            }
+            // Still holding more than that: at the next trim.
+            if self.pipe(source).is_some_and(|(fd, _)| sys::set_pipe_size(fd, pace::IDLE_PIPE).is_err()) {
+                self.pace.grown(source);
+            }
+        }
+    }
+
+    /// The log first (it is the record), then every client. `lost`: what
+    /// the log had lost when the wake-up began.
+    fn emit(&mut self, batch: &mut Batch<'_>, lost: u64, stream: Stream, data: &[u8]) {
+        self.output.record(batch, stream, data);
+        if !(0..MAX_CLIENTS).any(|i| self.clients.flow.gets_output(i)) {
+            return;
+        }
+        // A client must not see what the log does not hold yet.
+        self.output.flush(batch, lost);
         let r = output::to_clients(&self.clients, stream, data);
         if r.stuck | r.left == 0 {
             return;
@@ -327,9 +433,11 @@ impl<'a> Proc<'a> {
     }
 
     /// Everything the process wrote before it died is in its pipes (or
-    /// pty) now; read it all. Bounded, in case something re-parented keeps
-    /// writing.
-    pub fn drain_output(&mut self, poll: &Poll, buf: &mut [u8]) {
+    /// pty) now; read it all, paused or not. Bounded, in case something
+    /// re-parented keeps writing.
+    pub fn drain_output(&mut self, poll: &Poll, bufs: &mut Bufs) {
+        let (buf, mut batch) = (&mut bufs.io[..], Batch::new(&mut bufs.log));
+        let lost = self.output.log.lost;
         for (kind, stream) in
             [(Kind::Stdout, Stream::Stdout), (Kind::Stderr, Stream::Stderr), (Kind::Pty, Stream::Stdout)]
         {
@@ -339,10 +447,11 @@ impl<'a> Proc<'a> {
             for _ in 0..1024 {
                 let Some(fd) = self.source(kind).as_ref() else { break };
                 match sys::read(fd, buf) {
-                    Ok(n) if n > 0 => self.emit(stream, &buf[..n]),
+                    Ok(n) if n > 0 => self.emit(&mut batch, lost, stream, &buf[..n]),
                     _ => break,
                 }
             }
+            self.output.flush(&mut batch, lost);
             self.close_source(poll, kind);
         }
         self.reconcile(poll);

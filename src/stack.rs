@@ -15,6 +15,14 @@
 //! (and the shim dies, which its manager sees) instead of silently
 //! overwriting the statics below it. Rust probes every page of a large
 //! frame, so no frame can step over the guard.
+//!
+//! Page-aligned statics (this stack, the daemon's buffers and resident
+//! page, the runtime's child stack) go in their own section,
+//! `.sbss.pages`, placed after .bss: in .bss one of them would align all
+//! of .bss to a page, and the small statics that are always touched (the
+//! C runtime's, musl's, `diag`'s, the head of the argument arena) would no
+//! longer share the last page of .data, which the kernel dirties at exec
+//! anyway. That is one page of RssAnon per shim.
 
 use core::ffi::{c_char, c_int};
 use core::ptr::addr_of_mut;
@@ -30,16 +38,31 @@ const GUARD: usize = 4096;
 
 #[repr(C, align(4096))]
 struct Stack([u8; GUARD + STACK]);
+#[link_section = ".sbss.pages"]
 static mut STACK_MEM: Stack = Stack([0; GUARD + STACK]);
 
-/// The flags share the arena's first page with the copied arguments.
-#[repr(C, align(4096))]
+/// The flags and the kernel's mappings to drop share the arena's first
+/// page with the copied arguments. Not page-aligned: its head shares a page
+/// with the small statics before it, which are touched anyway.
+#[repr(C)]
 struct Arena {
     adopted: bool,
     switched: bool,
+    /// The kernel's stack and vDSO mappings, found by the launcher (whose
+    /// /proc/self entries go when it exits; the daemon, a fork of it, has
+    /// the same mappings and no /proc entry of its own to pay for).
+    old: [(usize, usize); OLD_MAX],
+    old_len: usize,
     words: [usize; ARENA_WORDS],
 }
-static mut ARENA: Arena = Arena { adopted: false, switched: false, words: [0; ARENA_WORDS] };
+const OLD_MAX: usize = 6;
+static mut ARENA: Arena =
+    Arena { adopted: false, switched: false, old: [(0, 0); OLD_MAX], old_len: 0, words: [0; ARENA_WORDS] };
+
+/// The kernel's mappings the daemon drops: the vDSO's, and its stack's once
+/// it runs on its own. The stack comes first.
+const STACK_MAP: &[u8] = b"[stack]";
+const VDSO_MAPS: [&[u8]; 3] = [b"[vdso]", b"[vvar]", b"[vvar_vclock]"];
 
 extern "C" {
     static mut environ: *mut *mut c_char;
@@ -91,6 +114,14 @@ pub unsafe fn adopt_args(argc: c_int, argv: *const *const c_char) -> *const *con
     *new_env.add(e) = core::ptr::null_mut();
     environ = new_env;
     arena.adopted = true;
+    // The stack first; it may grow down into the guard gap the kernel
+    // keeps free below it (1 MiB) before the daemon drops it.
+    let mut n = crate::sys::find_mappings(&[STACK_MAP], &mut arena.old[..1]);
+    if n == 1 {
+        arena.old[0].0 = arena.old[0].0.saturating_sub(1 << 20);
+    }
+    n += crate::sys::find_mappings(&VDSO_MAPS, &mut arena.old[n..]);
+    arena.old_len = n;
     new_argv
 }
 
@@ -134,12 +165,16 @@ fn switched() -> bool {
     unsafe { (*addr_of_mut!(ARENA)).switched }
 }
 
-/// On the static stack: unmap the kernel's stack (and the vDSO).
+/// On the static stack: unmap the kernel's stack (and the vDSO), as the
+/// launcher found them; else the vDSO, looked up now.
 pub fn drop_old_stack() {
     if switched() {
-        crate::sys::drop_mappings(&[b"[stack]", b"[vdso]", b"[vvar]", b"[vvar_vclock]"]);
+        // SAFETY: written by `adopt_args` before the fork, read-only since;
+        // the process has one thread.
+        let arena = unsafe { &*addr_of_mut!(ARENA) };
+        crate::sys::unmap(&arena.old[..arena.old_len.min(OLD_MAX)]);
     } else {
-        crate::sys::drop_mappings(&[b"[vdso]", b"[vvar]", b"[vvar_vclock]"]);
+        crate::sys::drop_mappings(&VDSO_MAPS);
     }
 }
 

@@ -3,7 +3,8 @@
 //! descriptors (`OwnedFd` closes itself) and errors as values (`Errno`).
 //!
 //! The calls are rustix's (its `linux_raw` backend: raw system calls, no
-//! C library state, so they are also safe to make in a `CLONE_VM` child).
+//! C library state, so they are also safe to make in a child that has not
+//! exec'd yet).
 //! The C library (musl, linked statically) is kept only for what rustix
 //! lacks or must not do here:
 //!
@@ -11,7 +12,7 @@
 //! |---|---|
 //! | `signalfd` | rustix has no signalfd |
 //! | `waitid(P_ALL)` | rustix's `WaitIdStatus` does not give the child's pid |
-//! | `clone(CLONE_VM \| CLONE_VFORK)`, `fork`, `execv`, `execvp` | process creation: rustix's are for programs without a C library |
+//! | `clone(CLONE_VFORK)`, `fork`, `execv`, `execvp` | process creation: rustix's are for programs without a C library |
 //! | `clock_gettime` (as a raw `syscall`) | rustix would call the vDSO, which the daemon unmaps |
 //! | `close_range` (as a raw `syscall`) | not in rustix |
 //! | `sigprocmask`, `signal(SIGPIPE)` | the process-wide mask, set before the fork |
@@ -94,6 +95,33 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The whole content of a small file just opened with O_TRUNC, without
+/// keeping its page in the page cache (RWF_DONTCACHE, Linux 6.14+): written
+/// back at once and dropped, instead of a page charged to the shim's memory
+/// cgroup for as long as the kernel keeps it. A pidfile is read once in a
+/// while, from disk then. Where the kernel or the file system does not do
+/// it, a plain write.
+pub fn write_small_file(fd: impl AsFd, buf: &[u8]) -> Result<()> {
+    const RWF_DONTCACHE: u32 = 0x80;
+    let fd = fd.as_fd();
+    let flags = rustix::io::ReadWriteFlags::from_bits_retain(RWF_DONTCACHE);
+    match retry(|| rustix::io::pwritev2(fd, &[rustix::io::IoSlice::new(buf)], 0, flags)) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(n) => {
+            let mut at = n;
+            while at < buf.len() {
+                match retry(|| rustix::io::pwrite(fd, &buf[at..], at as u64))? {
+                    0 => return Err(Errno::IO),
+                    k => at += k,
+                }
+            }
+            Ok(())
+        }
+        Err(Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => write_all(fd, buf),
+        Err(e) => Err(e),
+    }
+}
+
 /// writev until everything is out, resuming after short writes (a regular
 /// file gives one when the disk fills mid-write). On failure: how many
 /// bytes did go out, and why the rest did not.
@@ -141,6 +169,11 @@ pub fn cwd() -> BorrowedFd<'static> {
 
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+}
+
+/// Resize a pipe (F_SETPIPE_SZ); fails while it holds more than fits.
+pub fn set_pipe_size(fd: impl AsFd, bytes: usize) -> Result<()> {
+    rustix::pipe::fcntl_setpipe_size(fd, bytes).map(|_| ())
 }
 
 pub fn set_nonblock(fd: impl AsFd) -> Result<()> {
@@ -456,20 +489,38 @@ pub fn guard(addr: usize, len: usize) -> Result<()> {
 /// page-table pages go with them; the daemon then calls clock_gettime
 /// through the kernel (`now`).
 pub fn drop_mappings(names: &[&[u8]]) {
+    let mut found = [(0, 0); 4];
+    let n = find_mappings(names, &mut found);
+    unmap(&found[..n]);
+}
+
+/// The ranges of the mappings /proc/self/maps names `names`, at most as
+/// many as `out` holds; returns how many.
+pub fn find_mappings(names: &[&[u8]], out: &mut [(usize, usize)]) -> usize {
     let mut b = [0u8; 2048];
-    let Ok(maps) = read_file(c"/proc/self/maps", &mut b) else { return };
+    let Ok(maps) = read_file(c"/proc/self/maps", &mut b) else { return 0 };
+    let mut n = 0;
     for line in maps.split(|&c| c == b'\n') {
-        if !names.iter().any(|n| line.ends_with(n)) {
+        if n == out.len() || !names.iter().any(|m| line.ends_with(m)) {
             continue;
         }
         let range = line.split(|&c| c == b' ').next().unwrap_or(b"");
         let mut ends = range.split(|&c| c == b'-');
         let (Some(lo), Some(hi)) = (ends.next().and_then(hex), ends.next().and_then(hex)) else { continue };
         if hi > lo {
-            // SAFETY: the mapping is the kernel's (stack, vDSO) and nothing
-            // points into it any more (see `stack`).
-            let _ = unsafe { rustix::mm::munmap(lo as *mut _, hi - lo) };
+            out[n] = (lo, hi);
+            n += 1;
         }
+    }
+    n
+}
+
+/// Unmap the kernel's mappings `find_mappings` found (stack, vDSO).
+pub fn unmap(ranges: &[(usize, usize)]) {
+    for &(lo, hi) in ranges {
+        // SAFETY: the mapping is the kernel's (stack, vDSO) and nothing
+        // points into it any more (see `stack`).
+        let _ = unsafe { rustix::mm::munmap(lo as *mut _, hi - lo) };
     }
 }
 
@@ -576,6 +627,17 @@ pub fn reap_one() -> Option<(Pid, i32, i32)> {
     }
 }
 
+/// Whether `pid` is a child of ours, running or exited and not reaped yet
+/// (waitid with WNOWAIT reaps nothing): one system call, and no /proc/PID
+/// lookup, whose entries (when the shim is the first to look) stay charged
+/// to the shim while the child lives.
+pub fn is_child(pid: Pid) -> bool {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let Some(p) = rustix::process::Pid::from_raw(pid) else { return false };
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    retry(|| rustix::process::waitid(WaitId::Pid(p), opts)).is_ok()
+}
+
 /// Wait (blocking) until `child` has exited, reaping whatever else ends
 /// meanwhile.
 pub fn wait_for(child: Pid) {
@@ -595,9 +657,12 @@ pub fn fork() -> Result<Pid> {
     cvt(unsafe { libc::fork() })
 }
 
-/// Run `entry(arg)` in a child that shares our memory (CLONE_VM) on
-/// `stack`, with us suspended until it has exec'd or exited
-/// (CLONE_VFORK), as posix_spawn does. Returns the child's pid.
+/// Run `entry(arg)` in a child on `stack`, with us suspended until it has
+/// exec'd or exited (CLONE_VFORK). The child gets a copy of our (small)
+/// address space, not a share of it: on recent kernels (6.18 here) a
+/// CLONE_VM child makes the kernel give our memory a private futex hash
+/// (2 KiB, charged to the shim for its whole life); the copy costs some
+/// 30 µs, once, and is gone when the child execs. Returns the child's pid.
 ///
 /// # Safety
 /// `entry` may only make raw system calls (no C library state: it is the
@@ -608,7 +673,7 @@ pub unsafe fn spawn_vfork(
     arg: *mut core::ffi::c_void,
 ) -> Result<Pid> {
     let top = stack.as_mut_ptr().add(stack.len() & !15) as *mut core::ffi::c_void;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let flags = libc::CLONE_VFORK | libc::SIGCHLD;
     cvt(libc::clone(entry, top, flags, arg))
 }
 
@@ -642,8 +707,7 @@ pub fn exit(code: c_int) -> ! {
 }
 
 /// In a child: an empty signal mask and SIGPIPE back to its default, with
-/// raw system calls (the C library's wrappers keep state that, under
-/// CLONE_VM, is the parent's).
+/// raw system calls (the C library's wrappers keep state of their own).
 pub fn reset_signals_raw() {
     let set: u64 = 0;
     // SAFETY: an all-zero sigaction is a valid one (no flags, empty mask);

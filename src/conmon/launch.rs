@@ -38,6 +38,7 @@ struct Resident {
     config: MaybeUninit<cli::Config<'static>>,
     daemon: MaybeUninit<Daemon<'static>>,
 }
+#[link_section = ".sbss.pages"]
 static mut RESIDENT: Resident = Resident { config: MaybeUninit::uninit(), daemon: MaybeUninit::zeroed() };
 
 // The command line, the daemon's fields and slot 0 fit in one page.
@@ -53,8 +54,10 @@ const _: () = assert!(
 /// handed back once the daemon has taken it.
 #[repr(C, align(4096))]
 struct StartPage(MaybeUninit<Start<'static>>);
+#[link_section = ".sbss.pages"]
 static mut START: StartPage = StartPage(MaybeUninit::uninit());
 /// The daemon's buffers.
+#[link_section = ".sbss.pages"]
 static mut BUFS: daemon::Bufs = daemon::Bufs::ZERO;
 
 /// The conmon command line: parse, check, launch.
@@ -308,7 +311,10 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
     } else {
         None
     };
-    let start = |report| Start { cfg, runtime, report, log, journal, gate, attach_pipe };
+    // Survive the host's OOM killer before the container does: set here,
+    // inherited by the daemon.
+    let reset_oom = sys::set_oom_score_adj(b"-1000");
+    let start = |report| Start { cfg, runtime, report, log, journal, gate, attach_pipe, reset_oom };
     if cfg.sync {
         // Not detached: the caller waits for this very process.
         if let Some(fd) = shim_pidfile {
@@ -386,7 +392,7 @@ fn open_log(cfg: &cli::Config<'static>, path: &'static CStr) -> Option<LogFile<'
 fn write_pid(fd: &OwnedFd, pid: sys::Pid) {
     let mut n: Buf<12> = Buf::new();
     n.push_i64(pid as i64);
-    if let Err(e) = sys::write_all(fd, n.as_bytes()) {
+    if let Err(e) = sys::write_small_file(fd, n.as_bytes()) {
         say(&[b"cannot write shim pidfile: ", sys::text(e)]);
     }
 }

@@ -55,6 +55,10 @@ pub struct Start<'a> {
     pub gate: Option<OwnedFd>,
     /// exec-attach: where to say the attach socket is ready.
     pub attach_pipe: Option<OwnedFd>,
+    /// The launcher lowered the OOM score the daemon inherits: the runtime
+    /// puts it back. (Set there: /proc/self entries looked up by the daemon
+    /// would stay charged to it for its whole life.)
+    pub reset_oom: bool,
 }
 
 /// The one process's slot.
@@ -98,7 +102,7 @@ pub fn run<'a>(d: &mut Daemon<'a>, s: Start<'a>) -> ! {
         timed_out: false,
         notify: None,
     };
-    if let Err((what, e)) = c.setup(d, s.log, s.journal, s.gate, s.attach_pipe) {
+    if let Err((what, e)) = c.setup(d, s.log, s.journal, s.gate, s.attach_pipe, s.reset_oom) {
         let mut m: Buf<256> = Buf::new();
         m.push(b"shimlet: ");
         m.push(what);
@@ -137,13 +141,12 @@ impl<'a> Conmon<'a> {
         journal: Option<Journal>,
         gate: Option<OwnedFd>,
         attach_pipe: Option<OwnedFd>,
+        reset_oom: bool,
     ) -> Step<()> {
         let cfg = self.cfg;
         // Detach: own session, child subreaper (so the container, once the
         // runtime exits, is re-parented to us and reaped here).
         sys::detach();
-        // Survive the host's OOM killer before the container does.
-        let reset_oom = sys::protect_from_oom();
         // Our stdio is nobody's business: /dev/null, which is also the
         // container's stdin unless it gets a pipe. With passthrough logging
         // the runtime inherits it first, then we let go of it.
@@ -401,7 +404,7 @@ impl<'a> Conmon<'a> {
         let mut buf = PathBuf::new();
         let path = pidfile_path(self.cfg, &mut buf).ok_or(&b"path too long"[..])?;
         let pid = create::read_pidfile(path)?;
-        if d.early.contains(pid) || create::parent_of(pid) == Some(sys::getpid()) {
+        if d.early.contains(pid) || sys::is_child(pid) {
             Ok(pid)
         } else {
             Err(b"it names a process that is not a child of the shim")

@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 
 use super::wait::{wait_until, POLL, WAIT};
 
+/// KiB of the shim's buffers that a flood of output touches, on top of its
+/// idle pages: the read buffer and the log's batch (`READ` and `LOG_BATCH`
+/// in src/daemon.rs, 64 + 260 KiB). Fixed, whatever the amount of output;
+/// the idle trim hands them back.
+pub const FLOOD_BUFFERS_KB: u64 = 324;
+
 /// Makes the test process a child subreaper (once).
 pub fn become_subreaper() {
     static ONCE: Once = Once::new();

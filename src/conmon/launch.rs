@@ -312,8 +312,9 @@ fn launch(cfg: &'static cli::Config<'static>) -> c_int {
         None
     };
     // Survive the host's OOM killer before the container does: set here,
-    // inherited by the daemon.
-    let reset_oom = sys::set_oom_score_adj(b"-1000");
+    // inherited by the daemon, with the value given to us remembered for
+    // the children to get back (the runtime's, the exit command's).
+    let reset_oom = sys::protect_from_oom();
     let start = |report| Start { cfg, runtime, report, log, journal, gate, attach_pipe, reset_oom };
     if cfg.sync {
         // Not detached: the caller waits for this very process.

@@ -268,7 +268,9 @@ fn logger(ns: &[u8], id: &[u8], uri: &[u8]) -> Result<(OwnedFd, OwnedFd, Pid), F
         argv: &argv,
         stdio: [null.as_fd(), null.as_fd(), null.as_fd()],
         gate: None,
-        reset_oom: true,
+        // The shim keeps the score containerd gave it; so does its logger
+        // (runc-v2's loggers inherit theirs too).
+        reset_oom: false,
         keep_from_3: 0,
         extra: &extra,
         env: Some(&env),

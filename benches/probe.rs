@@ -278,15 +278,7 @@ pub fn measure_kinds(cg: &Cgroups, group: &str, tmp: &Path, kinds: &[&str]) -> R
                 let mut one: libc::cpu_set_t = std::mem::zeroed();
                 libc::CPU_SET(0, &mut one);
                 libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
-                for p in &procs {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    libc::write(fd, b"0\n".as_ptr().cast(), 2);
-                    libc::close(fd);
-                }
-                Ok(())
+                enter(&procs)
             });
         }
         let mut child = cmd.spawn().map_err(|e| format!("probe: {e}"))?;
@@ -322,6 +314,25 @@ pub fn measure_kinds(cg: &Cgroups, group: &str, tmp: &Path, kinds: &[&str]) -> R
     Ok(costs)
 }
 
+/// In a child between fork and exec: move it into the cgroups whose
+/// `cgroup.procs` files are `procs` (only async-signal-safe calls).
+fn enter(procs: &[std::ffi::CString]) -> std::io::Result<()> {
+    for p in procs {
+        // SAFETY: a NUL-terminated path, a two-byte buffer, and a
+        // descriptor this function owns; open/write/close are
+        // async-signal-safe.
+        unsafe {
+            let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::write(fd, b"0\n".as_ptr().cast(), 2);
+            libc::close(fd);
+        }
+    }
+    Ok(())
+}
+
 /// The floor process in its own cgroup: busybox sh, put there, forks it
 /// and exits; what remains is the process.
 fn floor(cg: &Cgroups, group: &str, dir: &Path, busybox: Option<&Path>) -> Result<(MemUsage, f64, f64), String> {
@@ -340,17 +351,7 @@ fn floor(cg: &Cgroups, group: &str, dir: &Path, busybox: Option<&Path>) -> Resul
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     // SAFETY: between fork and exec only async-signal-safe calls.
     unsafe {
-        cmd.pre_exec(move || {
-            for p in &procs {
-                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::write(fd, b"0\n".as_ptr().cast(), 2);
-                libc::close(fd);
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || enter(&procs));
     }
     let status = cmd.status().map_err(|e| format!("floor: {e}"))?;
     if !status.success() {

@@ -1188,13 +1188,20 @@ const OWN_CHILDREN: &[&str] = &["ctr", "nsenter", "containerd", "unshare", HOLDE
 /// test's own children are told apart by their command names.
 pub fn reap_orphans() {
     let me = std::process::id() as i32;
-    let my_comm = comm(me);
+    // A child forked by a test thread that does not exec (a probe that runs
+    // in `pre_exec` and exits) carries that thread's name: the thread waits
+    // for it itself.
+    let mut ours = vec![comm(me)];
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        ours.extend(tasks.flatten().filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok()));
+    }
+    let ours: Vec<String> = ours.iter().map(|c| c.trim_end().to_string()).collect();
     for p in all_pids() {
         if proc_ppid(p) != Some(me) || !is_zombie(p) {
             continue;
         }
         let c = comm(p);
-        if OWN_CHILDREN.contains(&c.as_str()) || c == my_comm {
+        if OWN_CHILDREN.contains(&c.as_str()) || ours.contains(&c) {
             continue;
         }
         try_reap(p);

@@ -49,7 +49,7 @@ size: build
 	@stat -c '%s bytes %n' $(BIN); file $(BIN)
 
 aarch64: deps-aarch64
-	$(CARGO) rustc --release --locked --target $(AARCH64) -p shimlet --bin shimlet -- -C link-arg=-Tsrc/noeh.ld
+	$(CARGO) rustc --release --locked --target $(AARCH64) -p shimlet --bin shimlet -- -C link-arg=-Tsrc/layout.ld
 	@echo "built target/$(AARCH64)/release/shimlet: $$(stat -c %s target/$(AARCH64)/release/shimlet) bytes"
 
 # --- tests -----------------------------------------------------------------

@@ -42,8 +42,9 @@ struct Stack([u8; GUARD + STACK]);
 static mut STACK_MEM: Stack = Stack([0; GUARD + STACK]);
 
 /// The flags and the kernel's mappings to drop share the arena's first
-/// page with the copied arguments. Not page-aligned: its head shares a page
-/// with the small statics before it, which are touched anyway.
+/// page with the copied arguments. Not page-aligned, and in a section of
+/// its own right after .bss (src/layout.ld): its head shares a page with
+/// all the small statics (the C runtime's too), which are touched anyway.
 #[repr(C)]
 struct Arena {
     adopted: bool,
@@ -56,6 +57,7 @@ struct Arena {
     words: [usize; ARENA_WORDS],
 }
 const OLD_MAX: usize = 6;
+#[link_section = ".sbss.arena"]
 static mut ARENA: Arena =
     Arena { adopted: false, switched: false, old: [(0, 0); OLD_MAX], old_len: 0, words: [0; ARENA_WORDS] };
 

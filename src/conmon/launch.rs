@@ -57,7 +57,7 @@ struct StartPage(MaybeUninit<Start<'static>>);
 #[link_section = ".sbss.pages"]
 static mut START: StartPage = StartPage(MaybeUninit::uninit());
 /// The daemon's buffers.
-#[link_section = ".sbss.pages"]
+#[link_section = ".sbss.zcold"]
 static mut BUFS: daemon::Bufs = daemon::Bufs::ZERO;
 
 /// The conmon command line: parse, check, launch.

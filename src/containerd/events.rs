@@ -32,14 +32,12 @@ pub struct Unsent;
 
 /// The queue and its bookkeeping; all zero bytes is an empty queue (it
 /// lives in .bss). The connection itself is the caller's.
+#[repr(C, align(4096))]
 pub struct Events {
     /// containerd's ttrpc socket.
     pub addr: Buf<108>,
     pub ns: Buf<80>,
     next_stream: u32,
-    /// Encoded ForwardRequests, each `[len: u16 LE][bytes]`, oldest at
-    /// `start`, the next to send at `unsent`.
-    ring: [u8; RING],
     start: usize,
     end: usize,
     unsent: usize,
@@ -50,10 +48,15 @@ pub struct Events {
     /// Events that did not fit, and events containerd refused.
     pub dropped: u64,
     pub refused: u64,
-    /// A frame's worth of the connection's replies.
-    rbuf: [u8; 1024],
     /// The connection is full: wait for it to be writable.
     pub blocked: bool,
+    /// A frame's worth of the connection's replies.
+    rbuf: [u8; 1024],
+    /// Encoded ForwardRequests, each `[len: u16 LE][bytes]`, oldest at
+    /// `start`, the next to send at `unsent`. Last, so the fields above
+    /// share its first page and an idle daemon keeps that one page only
+    /// (`trim` hands back the rest).
+    ring: [u8; RING],
 }
 
 impl Events {

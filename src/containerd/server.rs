@@ -83,6 +83,11 @@ pub struct ConnBuf(pub [u8; ttrpc::MSG_MAX]);
 #[repr(C, align(4096))]
 pub struct OutBuf(pub [u8; OUT]);
 
+/// The tasks, page-aligned: the table's bookkeeping and its first slot
+/// share a page, so one task costs as few pages as it spans.
+#[repr(C, align(4096))]
+struct TaskTable(Slots<Task>);
+
 pub struct Shim<'a> {
     pub args: &'a Args<'a>,
     listen: OwnedFd,
@@ -103,27 +108,44 @@ pub struct Shim<'a> {
     exiting: bool,
 }
 
-/// What the daemon keeps for its life, page-aligned: the daemon's fields
-/// and first slot, then this front end's.
+/// What the daemon keeps for its life, page-aligned: this front end's
+/// fields, then the daemon's and its process table (the table last, so a
+/// single container's daemon touches two pages of it all).
 #[repr(C, align(4096))]
 struct Resident {
-    daemon: MaybeUninit<Daemon<'static>>,
     shim: MaybeUninit<Shim<'static>>,
     args: MaybeUninit<Args<'static>>,
     listen: Option<OwnedFd>,
     socket: Buf<108>,
+    daemon: MaybeUninit<Daemon<'static>>,
 }
+#[link_section = ".sbss.pages"]
 static mut RESIDENT: Resident = Resident {
-    daemon: MaybeUninit::zeroed(),
     shim: MaybeUninit::uninit(),
     args: MaybeUninit::uninit(),
     listen: None,
     socket: Buf::new(),
+    daemon: MaybeUninit::zeroed(),
 };
+
+// The front end's fields, the daemon's and the first process slot fit in
+// two pages.
+const _: () = assert!(
+    core::mem::offset_of!(Resident, daemon)
+        + core::mem::offset_of!(Daemon<'static>, procs)
+        + crate::table::SLOTS_OFFSET
+        + core::mem::size_of::<crate::process::Proc<'static>>()
+        <= 2 * 4096
+);
+#[link_section = ".sbss.zcold"]
 static mut BUFS: Bufs = Bufs::ZERO;
+#[link_section = ".sbss.zcold"]
 static mut CBUFS: [ConnBuf; MAX_CONNS] = [const { ConnBuf([0; ttrpc::MSG_MAX]) }; MAX_CONNS];
+#[link_section = ".sbss.pages"]
 static mut OUTBUF: OutBuf = OutBuf([0; OUT]);
-static mut TASKS: Slots<Task> = Slots::EMPTY;
+#[link_section = ".sbss.pages"]
+static mut TASKS: TaskTable = TaskTable(Slots::EMPTY);
+#[link_section = ".sbss.pages"]
 static mut EVENTS: Events = Events::ZERO;
 
 /// Fork the daemon: detached, on its own stack, serving `listen`.
@@ -174,7 +196,7 @@ extern "C" fn daemon() -> ! {
             &mut *addr_of_mut!(BUFS),
             &mut *addr_of_mut!(CBUFS),
             &mut *addr_of_mut!(OUTBUF),
-            &mut *addr_of_mut!(TASKS),
+            &mut (*addr_of_mut!(TASKS)).0,
             &mut *addr_of_mut!(EVENTS),
         )
     };

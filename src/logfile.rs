@@ -320,11 +320,11 @@ impl<'a> LogFile<'a> {
         r
     }
 
-    /// Start a new file at the path: made beside it (`PATH.new` with
-    /// --log-rotate, else `PATH.tmp`), the old ones shifted up to
-    /// `PATH.N` and the current one renamed to `PATH.1` (with --log-rotate;
-    /// else it is replaced and its lines are gone), then renamed into
-    /// place. The path names a file all along.
+    /// Start a new file at the path: made beside it (`PATH.new` when old
+    /// files are kept, else `PATH.tmp`), the old ones shifted up to
+    /// `PATH.N` and the current one linked as `PATH.1` (when kept; else it
+    /// is replaced and its lines are gone), then renamed over the path.
+    /// The path names a file all along.
     #[inline(never)]
     fn renew(&mut self) -> sys::Result<()> {
         let Some(path) = self.path else { return Ok(()) };
@@ -344,11 +344,18 @@ impl<'a> LogFile<'a> {
             }
         };
         let name = suffixed(&mut a, path, fresh, 0)?;
+        // The new file replaces the old one at the path in one step (the old
+        // one is `PATH.1` too by now): a reader never finds the path empty.
         if let Err(e) = sys::renameat(dir, name, path) {
             let _ = sys::unlinkat(dir, name);
             if kept {
-                // Put the old file back where it was.
-                let _ = sys::renameat(dir, suffixed(&mut b, path, b".", 1)?, path);
+                // Back as it was: the old file under its name alone.
+                let old = suffixed(&mut b, path, b".", 1)?;
+                if !sys::present_at(dir, path).unwrap_or(true) {
+                    let _ = sys::renameat(dir, old, path);
+                } else {
+                    let _ = sys::unlinkat(dir, old);
+                }
             }
             return Err(e);
         }
@@ -359,7 +366,7 @@ impl<'a> LogFile<'a> {
     }
 
     /// With --log-rotate: `PATH.(i-1)` to `PATH.i` for i from N down to 2
-    /// (the oldest is replaced), then `PATH` to `PATH.1`. True when there
+    /// (the oldest is replaced), then `PATH` also as `PATH.1`. True when there
     /// was a `PATH` to keep (someone may have moved it away).
     fn shift(&self, dir: sys::BorrowedFd<'_>, path: &CStr, a: &mut PathBuf, b: &mut PathBuf) -> sys::Result<bool> {
         // Nothing to keep (moved or deleted away): nothing moves up either.
@@ -374,7 +381,17 @@ impl<'a> LogFile<'a> {
                 Err(e) => return Err(e),
             }
         }
-        sys::renameat(dir, path, suffixed(b, path, b".", 1)?)?;
+        // `PATH.1` is a second name of the current file (the path keeps
+        // naming it until the new file replaces it); where the file system
+        // has no hard links, it is renamed.
+        let old = suffixed(b, path, b".", 1)?;
+        match sys::unlinkat(dir, old) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
+        if sys::linkat(dir, path, old).is_err() {
+            sys::renameat(dir, path, old)?;
+        }
         Ok(true)
     }
 
@@ -994,6 +1011,32 @@ mod tests {
         put(&mut log, Stream::Stdout, rec(30).as_bytes(), &st);
         assert_eq!(lines_of(&dir.join("log")), vec![30]);
         assert_eq!(lines_of(&dir.join("log.1")), vec![24, 25, 26, 27]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_path_names_a_file_while_it_is_started_anew() {
+        let (dir, path) = scratch("always");
+        let mut log = LogFile::open(path).unwrap();
+        log.limit(Some(200), None);
+        log.keep_old(1);
+        let st = timefmt::format(0, 0);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, d) = (dir.join("log"), done.clone());
+        let watcher = std::thread::spawn(move || {
+            let mut missing = 0;
+            while !d.load(std::sync::atomic::Ordering::Relaxed) {
+                missing += usize::from(std::fs::symlink_metadata(&p).is_err());
+            }
+            missing
+        });
+        for i in 0..3000 {
+            put(&mut log, Stream::Stdout, rec(i).as_bytes(), &st);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(log.rotations >= 1000, "{}", log.rotations);
+        assert_eq!(watcher.join().unwrap(), 0, "times the log path named nothing");
+        assert_eq!(lines_of(&dir.join("log.1")), vec![2996, 2997]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

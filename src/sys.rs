@@ -344,6 +344,12 @@ pub fn unlink(path: &CStr) -> Result<()> {
     rustix::fs::unlink(path)
 }
 
+/// A second name `to` for the file `from`, both in `dir`.
+pub fn linkat(dir: impl AsFd, from: &CStr, to: &CStr) -> Result<()> {
+    let dir = dir.as_fd();
+    rustix::fs::linkat(dir, from, dir, to, rustix::fs::AtFlags::empty())
+}
+
 pub fn unlinkat(dir: impl AsFd, name: &CStr) -> Result<()> {
     rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
 }

@@ -843,9 +843,15 @@ fn log_level(v: &[u8]) -> Option<u8> {
     })
 }
 
-/// Whether these words make a conmon command line.
+/// Whether these words make a conmon command line: one of them is a
+/// spelling only conmon has, or there are none at all (conmon's suite runs
+/// the bare command and wants conmon's "Container ID not provided").
 pub fn is_conmon<'a>(mut args: impl Iterator<Item = &'a CStr>) -> bool {
-    args.any(|w| matches!(lookup(name_of(w.to_bytes())), Some((_, true))))
+    let mut none = true;
+    args.any(|w| {
+        none = false;
+        matches!(lookup(name_of(w.to_bytes())), Some((_, true)))
+    }) || none
 }
 
 #[inline(never)]
@@ -1271,6 +1277,7 @@ mod tests {
     fn conmon_checks_in_conmons_order() {
         let t = |v: &[&str]| text(run(v).err().expect("an error"));
         assert_eq!(t(&["-r", "/x", "-u", "u"]), "Container ID not provided. Use --cid");
+        assert_eq!(t(&[]), "Container ID not provided. Use --cid");
         assert_eq!(t(&["-c", "a", "--log-level", "loud"]), "No such log level loud");
         assert_eq!(
             t(&["-c", "a", "-r", "/x", "-e", "--restore", "/c"]),

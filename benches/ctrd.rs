@@ -153,6 +153,20 @@ fn shim_of(cg: &Cgroups, group: &str, id: &str) -> Result<i32, String> {
     }
 }
 
+/// Deletes every container, waits for the shims `pids` to exit, and
+/// empties the runtime's cgroup group for the next row.
+fn reset(w: &World, cg: &Cgroups, h: Handler, group: &str, pids: &[i32]) -> Result<(), String> {
+    w.remove_all()?;
+    wait_for(&format!("the {} shims to exit", h.name()), TIMEOUT, || {
+        sys::reap_all();
+        pids.iter().all(|&p| !Path::new(&format!("/proc/{p}")).exists()).then_some(())
+    })?;
+    for e in cg.remove_group(group) {
+        sys::problem(&format!("containerd figure: {e}"));
+    }
+    cg.group(group).map_err(|e| e.to_string())
+}
+
 /// One runtime's row of one run; every container is deleted again at the end.
 fn one_row(w: &World, setup: &Setup, cg: &Cgroups, o: &Plan, h: Handler, run: usize) -> Result<RowRun, String> {
     let group = &setup.groups[&h];
@@ -197,17 +211,9 @@ fn one_row(w: &World, setup: &Setup, cg: &Cgroups, o: &Plan, h: Handler, run: us
         t.elapsed().as_secs_f64()
     );
 
-    w.remove_all()?;
     let mut pids: Vec<i32> = shims.iter().map(|s| s.1).collect();
     pids.push(group_shim);
-    wait_for(&format!("the {} shims to exit", h.name()), TIMEOUT, || {
-        sys::reap_all();
-        pids.iter().all(|&p| !Path::new(&format!("/proc/{p}")).exists()).then_some(())
-    })?;
-    for e in cg.remove_group(group) {
-        sys::problem(&format!("containerd figure: {e}"));
-    }
-    cg.group(group).map_err(|e| e.to_string())?;
+    reset(w, cg, h, group, &pids)?;
     Ok(RowRun { single: ShimMem { runc, ..ShimMem::median(&m) }, group1, group_all })
 }
 
@@ -225,11 +231,14 @@ pub fn run(ctx: &Ctx, rep: &mut Report, n: usize, runs: usize) -> Result<(), Str
 
     // Warm-up: a container per runtime brings runc, both shims and busybox
     // into the page cache, charged to whoever reads them first: not to a
-    // measured shim.
+    // measured shim; the runtime's cgroups (and runc's residual) are then
+    // emptied for the first row.
     for h in Handler::BOTH {
-        w.run(&setup, cg, h, &format!("{}-warm", h.name()), None)?;
+        let id = format!("{}-warm", h.name());
+        w.run(&setup, cg, h, &id, None)?;
+        let shim = shim_of(cg, &setup.groups[&h], &id)?;
+        reset(&w, cg, h, &setup.groups[&h], &[shim])?;
     }
-    w.remove_all()?;
 
     let mut rows: HashMap<Handler, Vec<RowRun>> = HashMap::new();
     let (mut ratios, mut further_ratios) = (vec![], vec![]);

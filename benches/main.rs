@@ -343,8 +343,19 @@ fn command_line(o: &Opts) -> String {
     let args = o.args.join(" ");
     if std::env::var_os("MAKELEVEL").is_some() {
         let scale = o.args.iter().any(|a| a == "--scale");
-        let rest: Vec<&str> = o.args.iter().map(String::as_str).filter(|a| *a != "--scale").collect();
-        let target = if scale { "make bench-scale" } else { "make bench" };
+        let mut rest: Vec<&str> = o.args.iter().map(String::as_str).filter(|a| *a != "--scale").collect();
+        // make bench-containerd puts `--only containerd` first.
+        let ctrd = rest.starts_with(&["--only", "containerd"]);
+        if ctrd {
+            rest.drain(..2);
+        }
+        let target = if scale {
+            "make bench-scale"
+        } else if ctrd {
+            "make bench-containerd"
+        } else {
+            "make bench"
+        };
         if rest.is_empty() {
             target.into()
         } else {

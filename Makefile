@@ -11,7 +11,7 @@ export SHIMLET_BIN := $(abspath $(BIN))
 # `--version` says the commit it was built from (conmon's `commit:` line).
 export SHIMLET_COMMIT := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD -- || c=$$c-dirty; echo $$c; })
 
-.PHONY: all build aarch64 test test-host test-vm unit unit-aarch64 integration lint run shell bench bench-scale bench-cri install deb clean deps-build deps-aarch64 deps-test size
+.PHONY: all build aarch64 test test-host test-vm unit unit-aarch64 integration lint run shell bench bench-scale bench-cri bench-containerd install deb clean deps-build deps-aarch64 deps-test size
 
 all: build
 
@@ -100,6 +100,11 @@ bench: build
 
 bench-scale: build
 	$(CARGO) run --release --locked -p shimlet-bench -- --scale $(BENCH_ARGS)
+
+# Figure 7 alone (also part of `make bench`): a container's shim under
+# containerd (ctr run), runc-v2 against shimlet.
+bench-containerd: build
+	$(CARGO) run --release --locked -p shimlet-bench -- --only containerd $(BENCH_ARGS)
 
 # Figure 6: a pod's shim under containerd's CRI plugin, runc-v2 against shimlet.
 bench-cri: build

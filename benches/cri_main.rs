@@ -4,6 +4,8 @@
 
 #[allow(dead_code)]
 mod cgroup;
+#[allow(dead_code)]
+mod containerd;
 mod cri;
 #[allow(dead_code)]
 mod report;

@@ -2,7 +2,8 @@
 //! `runc start` with stdio on /dev/null).
 //!
 //! Figures: 1 memory per idle container (N = 100), 2 scale (N = 1,000,
-//! `--scale`), 3 log throughput, 4 create latency, 5 binary size. Each row
+//! `--scale`), 3 log throughput, 4 create latency, 5 binary size, 7 the
+//! containerd shim against containerd-shim-runc-v2 (ctrd.rs). Each row
 //! is a median of several runs with min and max; ratios against conmon are
 //! taken pair by pair within a run. Results go to stdout (markdown tables),
 //! to a CSV file and to a markdown file under target/bench/.
@@ -10,6 +11,8 @@
 //! Installs nothing. Needs root (runc, cgroups). Run `shimlet-bench --help`.
 
 mod cgroup;
+mod containerd;
+mod ctrd;
 mod latency;
 mod log;
 mod memory;
@@ -39,8 +42,8 @@ shimlet-bench: benchmark shimlet against conmon and no shim (runc create + start
 
 usage: shimlet-bench [options]        (make bench / make bench-scale BENCH_ARGS='...')
 
-  --only LIST        figures to run, comma-separated: memory,scale,flood,log,latency,size
-                     (default: memory,log,latency,size; with --scale: scale,flood)
+  --only LIST        figures to run, comma-separated: memory,scale,flood,log,latency,size,containerd
+                     (default: memory,log,latency,size,containerd; with --scale: scale,flood)
   --scale            figure 2: N = 2000 idle containers per shim, and 2b: 100 flooding at once
   --n N              containers per shim in the memory figure (default 100; --scale 2000)
   --flood-n N        containers flooding at once in figure 2b (default 100)
@@ -49,14 +52,19 @@ usage: shimlet-bench [options]        (make bench / make bench-scale BENCH_ARGS=
   --log-runs K       runs of the log figure (default 5)
   --log-mib M        MiB written by the log container (default 256)
   --latency-runs K   runs of the latency figure (default 50)
+  --ctrd-n N         single-container shims per runtime in the containerd figure (default 20)
+  --ctrd-runs K      runs of the containerd figure (default 3)
   --settle S         seconds to wait after the last start before measuring (default 3)
-  --quick            smoke run: N = 10, 2 runs, 16 MiB log, 10 latency runs, 10 x 4 MiB flood
+  --quick            smoke run: N = 10, 2 runs, 16 MiB log, 10 latency runs, 10 x 4 MiB flood,
+                     containerd N = 5, 1 run
   --csv PATH         CSV output (default target/bench/results.csv, or results-scale.csv
-                     for the scale figure alone; the markdown text beside it, .md)
+                     for the scale figure alone, results-containerd.csv for the containerd
+                     figure alone; the markdown text beside it, .md)
   -h, --help         this text
 
 environment: SHIMLET_BIN (default target/x86_64-unknown-linux-musl/release/shimlet),
-             CONMON (default: conmon in PATH), RUNC (default: runc in PATH)";
+             CONMON (default: conmon in PATH), RUNC (default: runc in PATH);
+             the containerd figure needs containerd, ctr, containerd-shim-runc-v2, util-linux";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Figure {
@@ -66,6 +74,7 @@ enum Figure {
     Log,
     Latency,
     Size,
+    Containerd,
 }
 
 struct Opts {
@@ -79,6 +88,8 @@ struct Opts {
     latency_runs: usize,
     flood_n: usize,
     flood_mib: u64,
+    ctrd_n: usize,
+    ctrd_runs: usize,
     settle: Duration,
     csv: PathBuf,
     args: Vec<String>,
@@ -92,7 +103,7 @@ fn workspace() -> PathBuf {
 fn parse_args() -> Result<Opts, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut o = Opts {
-        figures: vec![Figure::Memory, Figure::Log, Figure::Latency, Figure::Size],
+        figures: vec![Figure::Memory, Figure::Log, Figure::Latency, Figure::Size, Figure::Containerd],
         n: 100,
         scale_n: 2000,
         runs: 5,
@@ -102,13 +113,15 @@ fn parse_args() -> Result<Opts, String> {
         latency_runs: 50,
         flood_n: 100,
         flood_mib: 16,
+        ctrd_n: 20,
+        ctrd_runs: 3,
         settle: Duration::from_secs(3),
         csv: PathBuf::new(),
         args: args.clone(),
     };
     let (mut only, mut scale, mut quick, mut csv) = (None, false, false, None);
     let (mut n, mut runs, mut log_runs, mut log_mib, mut lat, mut settle) = (None, None, None, None, None, None);
-    let (mut flood_n, mut flood_mib) = (None, None);
+    let (mut flood_n, mut flood_mib, mut ctrd_n, mut ctrd_runs) = (None, None, None, None);
     // --opt=value is --opt value
     let split: Vec<String> = args
         .iter()
@@ -140,7 +153,12 @@ fn parse_args() -> Result<Opts, String> {
                         "log" | "3" => Figure::Log,
                         "latency" | "create" | "4" => Figure::Latency,
                         "size" | "5" => Figure::Size,
-                        _ => return Err(format!("--only: unknown figure {f:?} (memory,scale,flood,log,latency,size)")),
+                        "containerd" | "ctrd" | "7" => Figure::Containerd,
+                        _ => {
+                            return Err(format!(
+                                "--only: unknown figure {f:?} (memory,scale,flood,log,latency,size,containerd)"
+                            ))
+                        }
                     });
                 }
                 only = Some(v);
@@ -154,6 +172,8 @@ fn parse_args() -> Result<Opts, String> {
             "--latency-runs" => lat = Some(val::<usize>(it2, "--latency-runs")?),
             "--flood-n" => flood_n = Some(val::<usize>(it2, "--flood-n")?),
             "--flood-mib" => flood_mib = Some(val::<u64>(it2, "--flood-mib")?),
+            "--ctrd-n" => ctrd_n = Some(val::<usize>(it2, "--ctrd-n")?),
+            "--ctrd-runs" => ctrd_runs = Some(val::<usize>(it2, "--ctrd-runs")?),
             "--settle" => settle = Some(val::<f64>(it2, "--settle")?),
             "--csv" => csv = Some(PathBuf::from(val::<String>(it2, "--csv")?)),
             _ => return Err(format!("unknown option {a:?}\n\n{USAGE}")),
@@ -169,6 +189,8 @@ fn parse_args() -> Result<Opts, String> {
         o.latency_runs = 10;
         o.flood_n = 10;
         o.flood_mib = 4;
+        o.ctrd_n = 5;
+        o.ctrd_runs = 1;
     }
     if scale {
         o.figures = vec![Figure::Scale, Figure::Flood];
@@ -199,13 +221,25 @@ fn parse_args() -> Result<Opts, String> {
     if let Some(x) = flood_mib {
         o.flood_mib = x;
     }
+    if let Some(x) = ctrd_n {
+        o.ctrd_n = x;
+    }
+    if let Some(x) = ctrd_runs {
+        o.ctrd_runs = x;
+    }
     if let Some(x) = settle {
         o.settle = Duration::from_secs_f64(x);
     }
-    // The scale figure alone has its own default file, so that `make
-    // bench-scale` does not overwrite `make bench`'s results.
-    let stem =
-        if o.figures.iter().all(|f| matches!(f, Figure::Scale | Figure::Flood)) { "results-scale" } else { "results" };
+    // The scale figure alone, and the containerd figure alone, have their
+    // own default files, so that `make bench-scale` or `make
+    // bench-containerd` does not overwrite `make bench`'s results.
+    let stem = if o.figures.iter().all(|f| matches!(f, Figure::Scale | Figure::Flood)) {
+        "results-scale"
+    } else if o.figures == [Figure::Containerd] {
+        "results-containerd"
+    } else {
+        "results"
+    };
     o.csv = csv.unwrap_or_else(|| workspace().join("target/bench").join(format!("{stem}.csv")));
     if o.n == 0
         || o.scale_n == 0
@@ -216,6 +250,8 @@ fn parse_args() -> Result<Opts, String> {
         || o.log_mib == 0
         || o.flood_n == 0
         || o.flood_mib == 0
+        || o.ctrd_n == 0
+        || o.ctrd_runs == 0
     {
         return Err("counts must be at least 1".into());
     }
@@ -307,8 +343,19 @@ fn command_line(o: &Opts) -> String {
     let args = o.args.join(" ");
     if std::env::var_os("MAKELEVEL").is_some() {
         let scale = o.args.iter().any(|a| a == "--scale");
-        let rest: Vec<&str> = o.args.iter().map(String::as_str).filter(|a| *a != "--scale").collect();
-        let target = if scale { "make bench-scale" } else { "make bench" };
+        let mut rest: Vec<&str> = o.args.iter().map(String::as_str).filter(|a| *a != "--scale").collect();
+        // make bench-containerd puts `--only containerd` first.
+        let ctrd = rest.starts_with(&["--only", "containerd"]);
+        if ctrd {
+            rest.drain(..2);
+        }
+        let target = if scale {
+            "make bench-scale"
+        } else if ctrd {
+            "make bench-containerd"
+        } else {
+            "make bench"
+        };
         if rest.is_empty() {
             target.into()
         } else {
@@ -474,6 +521,7 @@ fn main() {
             Figure::Log => log::run(&ctx, &mut rep, o.log_runs, o.log_mib),
             Figure::Latency => latency::run(&ctx, &mut rep, o.latency_runs),
             Figure::Size => size::run(&ctx, &mut rep),
+            Figure::Containerd => ctrd::run(&ctx, &mut rep, o.ctrd_n, o.ctrd_runs),
         };
         if let Ok(c) = &ctx.cg {
             if needs_containers {
@@ -513,6 +561,7 @@ fn main() {
         }
     }
     rep.say(&format!("\n(total bench time {:.0} s)", started.elapsed().as_secs_f64()));
+    rep.finish_charts();
     match rep.write_csv(&o.csv) {
         Ok(()) => eprintln!("CSV: {}", o.csv.display()),
         Err(e) => eprintln!("CSV {}: {e}", o.csv.display()),

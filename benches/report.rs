@@ -110,6 +110,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Charts to write beside the CSV file.
     pub charts: Vec<Chart>,
+    /// Lines `cost × x` for the charts, from a per-container cost (KiB)
+    /// another figure measured: (name, color, cost).
+    linear: Vec<(String, &'static str, Stat)>,
 }
 
 /// One line of a chart: (x, y, y min, y max) points, in x order.
@@ -258,6 +261,26 @@ impl Report {
         println!("{s}");
         self.md.push_str(s);
         self.md.push('\n');
+    }
+
+    /// A line `cost × containers` (cost in KiB per container, median with
+    /// min and max) for the memory charts, however the figures are ordered:
+    /// drawn by `finish_charts`.
+    pub fn linear(&mut self, name: &str, color: &'static str, cost: Stat) {
+        self.linear.push((name.into(), color, cost));
+    }
+
+    /// Adds the `linear` lines to every chart in MiB, at the x values of its
+    /// first line.
+    pub fn finish_charts(&mut self) {
+        for c in self.charts.iter_mut().filter(|c| c.y_unit == "MiB") {
+            let xs: Vec<f64> = c.series.first().map(|s| s.points.iter().map(|p| p.0).collect()).unwrap_or_default();
+            for (name, color, s) in &self.linear {
+                let at = |x: f64, kib: f64| x * kib / 1024.0;
+                let points = xs.iter().map(|&x| (x, at(x, s.med), at(x, s.min), at(x, s.max))).collect();
+                c.series.push(Series { name: name.clone(), color, points });
+            }
+        }
     }
 
     pub fn add(&mut self, figure: &str, shim: &str, metric: &str, stat: &Option<Stat>, unit: &str) {

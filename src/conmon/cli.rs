@@ -843,15 +843,9 @@ fn log_level(v: &[u8]) -> Option<u8> {
     })
 }
 
-/// Whether these words make a conmon command line: one of them is a
-/// spelling only conmon has, or there are none at all (conmon's suite runs
-/// the bare command and wants conmon's "Container ID not provided").
+/// Whether these words make a conmon command line.
 pub fn is_conmon<'a>(mut args: impl Iterator<Item = &'a CStr>) -> bool {
-    let mut none = true;
-    args.any(|w| {
-        none = false;
-        matches!(lookup(name_of(w.to_bytes())), Some((_, true)))
-    }) || none
+    args.any(|w| matches!(lookup(name_of(w.to_bytes())), Some((_, true))))
 }
 
 #[inline(never)]
@@ -975,7 +969,9 @@ pub fn parse(args: Args<'_>) -> Result<Action<'_>, Usage<'_>> {
 /// conmon command line; the log drivers are read here.
 fn check<'a>(c: &mut Config<'a>, negative_delay: bool) -> Result<(), Usage<'a>> {
     if c.id.is_none() {
-        return Err(if c.conmon {
+        // A bare command line gets conmon's words too (conmon's own suite
+        // runs it so), with shimlet's status and hint.
+        return Err(if c.conmon || c.args.iter().next().is_none() {
             Usage::Conmon("Container ID not provided. Use --cid")
         } else {
             Usage::Required("--id")
@@ -1277,7 +1273,7 @@ mod tests {
     fn conmon_checks_in_conmons_order() {
         let t = |v: &[&str]| text(run(v).err().expect("an error"));
         assert_eq!(t(&["-r", "/x", "-u", "u"]), "Container ID not provided. Use --cid");
-        assert_eq!(t(&[]), "Container ID not provided. Use --cid");
+        assert_eq!(run(&[]).err(), Some(Usage::Conmon("Container ID not provided. Use --cid")));
         assert_eq!(t(&["-c", "a", "--log-level", "loud"]), "No such log level loud");
         assert_eq!(
             t(&["-c", "a", "-r", "/x", "-e", "--restore", "/c"]),

@@ -49,13 +49,16 @@ fn refused_alike(fx: &Fixture, what: &str, id: Option<&str>, runtime: &str, extr
 }
 
 /// Runs the case with both shims; both must launch (exit 0) and leave the
-/// files `check` looks for in the working directory.
+/// files `check` looks for in the working directory, once the shim (whose
+/// runtime fails) is gone: what it made and removed meanwhile is not left.
 fn accepted_alike(fx: &Fixture, what: &str, extra: &[&str], check: impl Fn(Shim, &Path)) {
     for shim in Shim::BOTH {
         let dir = fx.tmp.join(format!("{}-{}", shim, next_n()));
         fs::create_dir(&dir).unwrap();
-        let r = line(shim, &fx.new_id(), "/bin/false", &dir, extra).run(&dir);
+        let id = fx.new_id();
+        let r = line(shim, &id, "/bin/false", &dir, extra).run(&dir);
         assert_eq!(r.status.code(), Some(0), "[{shim}] {what}: exit status; stderr {:?}", r.stderr_str());
+        wait_until(&format!("[{shim}] {what}: the shim gone"), WAIT, || find_shims(&id).is_empty().then_some(()));
         check(shim, &dir);
     }
 }

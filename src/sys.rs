@@ -440,6 +440,16 @@ pub fn getenv(name: &CStr) -> Option<&'static CStr> {
     }
 }
 
+/// Remove a variable from the environment. Only at the start, before any
+/// `getenv` or `env_slot` (musl shifts the later entries of `environ`
+/// down; the strings themselves stay where they are).
+pub fn unsetenv(name: &CStr) {
+    // SAFETY: a valid C string; single-threaded, nothing holds a slot.
+    unsafe {
+        libc::unsetenv(name.as_ptr());
+    }
+}
+
 extern "C" {
     static mut environ: *mut *mut c_char;
 }

@@ -704,3 +704,33 @@ fn log_uri_file_and_binary() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------
+// containerd under systemd
+
+// containerd run as a systemd Type=notify service (Debian's unit) has
+// systemd's NOTIFY_SOCKET, and its shims inherit it. The runtime must not
+// get it: runc takes it as the container's sd_notify socket, and
+// `runc start` then waits for a READY=1 the container never sends (ctr run
+// -d hangs with the task CREATED; with Docker's long ids the proxy socket's
+// path does not even fit). Here containerd's NOTIFY_SOCKET is a datagram
+// socket of the test's, and a detached sleep must start under both shims.
+#[test]
+fn notify_socket_of_containerd_not_passed_on() {
+    let sock = std::env::temp_dir().join(format!("shimlet-ntf-{}.sock", std::process::id()));
+    let _ = fs::remove_file(&sock);
+    let systemd = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    let mut cfg = Config::new("notify");
+    cfg.env.push(("NOTIFY_SOCKET".to_string(), sock.display().to_string()));
+    let w = Containerd::start(cfg);
+    for rt in Runtime::BOTH {
+        w.begin(rt);
+        let id = w.new_id(rt, "ntf");
+        w.run_detached(rt, &id, &[], &["sleep", "1000000"]);
+        kill_and_remove(&w, &id);
+        w.finish(rt);
+    }
+    drop(w);
+    drop(systemd);
+    let _ = fs::remove_file(&sock);
+}

@@ -142,6 +142,12 @@ pub fn is_shim_name(argv0: &CStr) -> bool {
 /// `argv` holds `argc` valid C strings that live as long as the process.
 pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let argv = crate::stack::adopt_args(argc, argv);
+    // containerd runs as a systemd Type=notify service: its NOTIFY_SOCKET
+    // (systemd's) reaches the shim, and from it a runtime it starts would
+    // take it as the container's sd_notify socket (runc binds a proxy for
+    // it under its state dir and `runc start` waits for READY=1). It is
+    // the manager's, never the container's: gone before anything runs.
+    crate::sys::unsetenv(c"NOTIFY_SOCKET");
     // SAFETY (caller): argc C strings, for the life of the process.
     let words = (1..argc.max(1) as usize).map(|i| CStr::from_ptr(*argv.add(i)));
     match parse(words) {

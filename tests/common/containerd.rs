@@ -455,10 +455,12 @@ impl Containerd {
         let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let mut c = self.nsenter("containerd");
         c.arg("--config").arg(&self.config_path);
+        // Not the test's NOTIFY_SOCKET (a test may give containerd one).
+        c.env_remove("NOTIFY_SOCKET");
         for (k, v) in &self.cfg.env {
             c.env(k, v);
         }
-        c.env_remove("NOTIFY_SOCKET").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        c.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
         let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn containerd: {e}"));
         let deadline = Instant::now() + WAIT;
         loop {

@@ -100,7 +100,8 @@ wanted() {
 
 # after_run SCENARIO: removes what a run may have left (each podman command
 # costs seconds in the emulated VM: only what the scenario can have made);
-# prints the shim processes still alive 30 s later and fails then.
+# prints the shim processes still alive 30 s later and fails then
+# (containerd's tasks and Docker's containers are removed too).
 after_run() {
   local sc=$1 end pids u
   rm -f /etc/containers/containers.conf.d/50-shimlet.conf
@@ -112,6 +113,19 @@ after_run() {
   done
   case $sc in pod_* | kube_*) timeout 120 podman pod rm -af -t 0 >/dev/null 2>&1 ;; esac
   timeout 120 podman rm -af -t 0 >/dev/null 2>&1
+  case $sc in containerd)
+    for t in $(timeout 60 ctr -n lane task ls -q 2>/dev/null); do
+      timeout 60 ctr -n lane task kill -s KILL "$t" >/dev/null 2>&1
+      timeout 60 ctr -n lane task delete -f "$t" >/dev/null 2>&1
+    done
+    for t in $(timeout 60 ctr -n lane container ls -q 2>/dev/null); do timeout 60 ctr -n lane container rm "$t" >/dev/null 2>&1; done ;;
+  esac
+  case $sc in docker)
+    if systemctl is-active -q docker; then
+      pids=$(timeout 60 docker ps -aq 2>/dev/null)
+      [ -z "$pids" ] || timeout 120 docker rm -f $pids >/dev/null 2>&1
+    fi ;;
+  esac
   case $sc in rootless_*)
     if id "$TUSER" >/dev/null 2>&1; then
       rm -f "/home/$TUSER/.config/containers/containers.conf.d/50-shimlet.conf"
@@ -119,7 +133,8 @@ after_run() {
     fi ;;
   esac
   end=$(($(date +%s) + 30))
-  while pids=$(pgrep -x 'conmon|shimlet'); do
+  # containerd's shims (runc-v2's and shimlet's) show as containerd-shim.
+  while pids=$(pgrep -x 'conmon|shimlet|containerd-shim'); do
     if [ "$(date +%s)" -ge "$end" ]; then
       ps -o pid,ppid,user,comm,args -p "$(echo $pids | tr ' ' ,)" 2>/dev/null
       kill -KILL $pids 2>/dev/null
@@ -201,6 +216,7 @@ for entry in "${SCENARIOS[@]}"; do
   case $combos in
     all) set -- conmon/crun shimlet/crun conmon/runc shimlet/runc ;;
     crun) set -- conmon/crun shimlet/crun ;;
+    runc) set -- conmon/runc shimlet/runc ;;
     shimlet) set -- shimlet/crun ;;
     *) echo "scenarios.sh: bad combination $combos of $sc"; exit 2 ;;
   esac

@@ -1,8 +1,10 @@
 # The VM lane's scenarios: podman 5 with systemd's cgroup manager on cgroup
 # v2, as a Debian 13 user runs it. Each `sc_NAME` runs once per combination
 # listed in SCENARIOS (see lane.sh): `all` = conmon and shimlet, each with
-# crun and runc; `crun` = both shims with crun; `shimlet` = once. conmon
-# runs first and records (ref_put) what shimlet's run must match.
+# crun and runc; `crun` = both shims with crun; `runc` = both with runc;
+# `shimlet` = once. conmon runs first and records (ref_put) what shimlet's
+# run must match. (In the containerd and Docker scenarios conmon's part is
+# played by containerd's own shim, io.containerd.runc.v2.)
 #
 # The shim is chosen with `podman --conmon PATH` (pm), except where the
 # scenario is about the configuration a user writes: the quadlet and the
@@ -33,6 +35,10 @@ SCENARIOS=(
   "rootless_run_logs all"
   "rootless_exec_stop all"
   "rootless_terminal all"
+  "sdnotify crun"
+  "checkpoint all"
+  "containerd runc"
+  "docker runc"
 )
 
 # --- the package -----------------------------------------------------------------
@@ -665,4 +671,254 @@ sc_rootless_terminal() {
   pty_wait
   eq 5 "$PTY_RC" "exit code of rootless podman exec -it after exit 5; terminal: $(pty_text)"
   upm stop -t 1 "$n" >/dev/null
+}
+
+# --- systemd: --sdnotify=container ----------------------------------------------------
+
+# A quadlet unit with Notify=true (Type=notify, podman run
+# --sdnotify=container): the container itself says READY=1 (sd-notify, a
+# static sender built by tests/vm/lane, mounted into the busybox
+# container), through the shim's relay. The unit stays activating while
+# the container runs without having said it, becomes active after it, with
+# the shim as MainPID and the container's STATUS= as its status text, as
+# under conmon; systemctl stop ends it cleanly. (crun only: the runtime is
+# told nothing of the socket, podman mounts it.)
+sc_sdnotify() {
+  local u=lane-n-$RT c shared sp mp st res
+  c=systemd-$u
+  shared=$W/shared-$u-$SHIM
+  rm -rf "$shared"
+  mkdir -p "$shared" /etc/containers/containers.conf.d
+  install -m 0755 "$SHARE/sd-notify" "$W/sd-notify"
+  if [ "$SHIM" = shimlet ]; then cp /usr/share/doc/shimlet/examples/50-shimlet.conf /etc/containers/containers.conf.d/; fi
+  cat >"/etc/containers/systemd/$u.container" <<EOT
+[Unit]
+Description=VM lane sdnotify ($SHIM, $RT)
+
+[Container]
+Image=$IMAGE
+ContainerName=$c
+Exec=sh -c 'echo waiting; while [ ! -e /shared/go ]; do sleep 0.2; done; sd-notify STATUS=lane-ready READY=1; echo notified; trap "exit 0" TERM; while :; do sleep 0.5; done'
+Network=none
+Notify=true
+Volume=$shared:/shared
+Volume=$W/sd-notify:/bin/sd-notify:ro
+GlobalArgs=--runtime=$RT
+
+[Service]
+TimeoutStartSec=300
+TimeoutStopSec=60
+EOT
+  systemctl daemon-reload
+  systemctl cat "$u.service" | grep -q '^Type=notify' || fail "quadlet made no Type=notify $u.service: $(systemctl cat "$u.service" 2>&1 | tail -30)"
+  systemctl start --no-block "$u.service"
+  wait_for "waiting in the unit's journal" unit_journal_has "$u.service" waiting
+  sleep 2
+  eq activating "$(systemctl is-active "$u.service" || true)" "state of $u.service while the container has not said READY=1"
+  touch "$shared/go"
+  wait_for "$u.service active after READY=1" unit_active "$u.service"
+  wait_for "notified in the unit's journal" unit_journal_has "$u.service" notified
+  sp=$(podman inspect --format '{{.State.ConmonPid}}' "$c")
+  eq "$SHIM" "$(comm "$sp")" "the shim of the container (conmon_path)"
+  mp=$(systemctl show -P MainPID "$u.service")
+  eq "$sp" "$mp" "MainPID of $u.service (the shim)"
+  st=$(systemctl show -P StatusText "$u.service")
+  eq lane-ready "$st" "StatusText of $u.service (the container's STATUS=)"
+  echo "[$SHIM] $u.service: MainPID $mp ($(comm "$mp")), StatusText $st, NotifyAccess $(systemctl show -P NotifyAccess "$u.service")"
+  timeout "$CMD_TIMEOUT" systemctl stop "$u.service" || fail "systemctl stop $u.service failed"
+  res=$(systemctl show -P Result "$u.service")
+  wait_for "the shim (pid $sp) to exit" dead "$sp"
+  wait_for "the container to be removed" no_container "$c"
+  eq success "$res" "Result of $u.service after systemctl stop"
+  rm -f "/etc/containers/systemd/$u.container" /etc/containers/containers.conf.d/50-shimlet.conf
+  systemctl daemon-reload
+}
+unit_active() { [ "$(systemctl is-active "$1")" = active ]; }
+
+# --- checkpoint and restore (criu) ------------------------------------------------------
+
+# A counter checkpointed and restored in place, then (crun only, to keep the
+# lane short: the runtime's part is the same) exported and imported: the
+# restored container runs under the shim, its counter goes on where it
+# stopped (no second start), and its log goes on in the same file.
+sc_checkpoint() {
+  local n sp last now arch
+  n=$(cname ckpt)
+  run_d "$n" -- sh -c 'i=0; while :; do i=$((i+1)); echo "count-$i"; echo $i >/tmp/count; sleep 0.3; done'
+  wait_for "count-3 in the logs" logs_have "$n" count-3
+  pm_ok container checkpoint "$n" >/dev/null
+  eq exited "$(inspect "$n" '{{.State.Status}}')" "state after checkpoint"
+  last=$(pm_ok logs "$n" | count_last)
+  pm_ok container restore "$n" >/dev/null
+  wait_inspect "$n" '{{.State.Running}}' true
+  sp=$(inspect "$n" '{{.State.ConmonPid}}')
+  eq "$SHIM" "$(comm "$sp")" "the shim of the restored container"
+  wait_for "count-$((last + 3)) in the logs after restore" logs_have "$n" "count-$((last + 3))"
+  now=$(pm_ok exec "$n" cat /tmp/count)
+  [ "$now" -gt "$last" ] || fail "the restored counter is at $now, the checkpoint was at $last"
+  eq 1 "$(pm_ok logs "$n" | grep -c '^count-1$')" "count-1 lines in the log (the restored process starts nothing again)"
+  eq "1 ok" "$(pm_ok logs "$n" | count_contiguous)" "the log across the restore"
+  if [ "$RT" != crun ]; then
+    pm_ok stop -t 1 "$n" >/dev/null
+    wait_for "the shim to exit after stop" dead "$sp"
+    return 0
+  fi
+  # --export, rm, --import.
+  arch=$W/$n.tar.gz
+  pm_ok container checkpoint --export "$arch" "$n" >/dev/null
+  last=$(pm_ok logs "$n" | count_last)
+  pm_ok rm "$n" >/dev/null
+  pm_ok container restore --import "$arch" >/dev/null
+  wait_inspect "$n" '{{.State.Running}}' true
+  sp=$(inspect "$n" '{{.State.ConmonPid}}')
+  eq "$SHIM" "$(comm "$sp")" "the shim of the imported container"
+  wait_for "the imported counter past $((last + 3))" counter_past "$n" $((last + 3))
+  wait_for "new count lines in the imported container's log" logs_have "$n" "count-$((last + 3))"
+  pm_ok stop -t 1 "$n" >/dev/null
+  wait_for "the shim to exit after stop" dead "$sp"
+  rm -f "$arch"
+}
+count_last() { grep '^count-[0-9]*$' | tail -1 | cut -d- -f2; }
+# "FIRST ok" when the count-N lines go up by one, "gap ..." otherwise.
+count_contiguous() {
+  awk '/^count-[0-9]+$/ { n = substr($0, 7) + 0; if (c && n != last + 1) { print "gap after count-" last ": count-" n; bad = 1; exit }
+       if (!c) first = n; last = n; c++ } END { if (!bad) print first, "ok" }'
+}
+counter_past() { [ "$(pm exec "$1" cat /tmp/count 2>/dev/null || echo 0)" -gt "$2" ]; }
+
+# --- containerd 1.7 ---------------------------------------------------------------------
+# The reference is containerd's own shim: SHIM=conmon stands for
+# io.containerd.runc.v2 here, shimlet for io.containerd.shimlet.v1
+# (/usr/bin/containerd-shim-shimlet-v1 from the .deb); both run runc (ctr
+# takes --runc-binary for io.containerd.runc.v2 alone).
+
+CTR_NS=lane
+DOCKER_TAR=$W/image-docker.tar
+
+ctrd_runtime() { if [ "$SHIM" = conmon ]; then echo io.containerd.runc.v2; else echo io.containerd.shimlet.v1; fi; }
+shim_exe() { if [ "$SHIM" = conmon ]; then echo /usr/bin/containerd-shim-runc-v2; else echo /usr/bin/shimlet; fi; }
+
+# The test image as a docker-archive (podman save), for ctr and docker.
+docker_tar() {
+  [ -s "$DOCKER_TAR" ] || timeout "$CMD_TIMEOUT" podman save -q --format docker-archive -o "$DOCKER_TAR" "$IMAGE"
+}
+
+# ctr ARGS...: bounded, in the lane's namespace.
+ctr_() { timeout -k 10 "$CMD_TIMEOUT" ctr -n "$CTR_NS" "$@"; }
+
+ctrd_up() {
+  systemctl is-active -q containerd || timeout "$CMD_TIMEOUT" systemctl start containerd
+  wait_for "containerd to answer" ctr_ version
+  if ! ctr_ images ls -q | grep -qx "$IMAGE"; then
+    docker_tar
+    ctr_ images import "$DOCKER_TAR" >/dev/null
+  fi
+  ctr_ images ls -q | grep -qx "$IMAGE" || fail "ctr images import: no $IMAGE in containerd: $(ctr_ images ls -q)"
+}
+
+ctr_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $3 }'; }
+ctr_status_is() { [ "$(ctr_status "$1")" = "$2" ]; }
+
+# ctr run (exit code, both streams), ctr run -d, task exec (exit code,
+# output), task metrics (cgroup v2: pids, memory), task kill (137), task
+# delete; the shim is the container's parent.
+sc_containerd() {
+  local rt a b out rc pid sp m del
+  ctrd_up
+  rt=$(ctrd_runtime)
+  a=$(cname ctr-a) b=$(cname ctr-b)
+  rc=0
+  out=$(ctr_ run --rm --runtime "$rt" "$IMAGE" "$a" sh -c 'echo out-line; echo err-line >&2; exit 3' 2>"$W/err") || rc=$?
+  eq 3 "$rc" "exit code of ctr run (stderr: $(cat "$W/err"))"
+  eq out-line "$out" "stdout of ctr run"
+  has "$(cat "$W/err")" err-line "stderr of ctr run"
+  ctr_ run -d --runtime "$rt" "$IMAGE" "$b" sleep 1000 >"$W/out" 2>&1 || fail "ctr run -d: $(cat "$W/out")"
+  wait_for "task $b RUNNING" ctr_status_is "$b" RUNNING
+  pid=$(ctr_ task ls | awk -v id="$b" '$1 == id { print $2 }')
+  sp=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status")
+  eq "$(shim_exe)" "$(readlink "/proc/$sp/exe")" "the task's parent (the shim)"
+  rc=0
+  out=$(ctr_ task exec --exec-id e1 "$b" sh -c 'echo exec-out; exit 4' 2>&1) || rc=$?
+  eq 4 "$rc" "exit code of ctr task exec"
+  eq exec-out "$out" "output of ctr task exec"
+  m=$(ctr_ task metrics --format json "$b")
+  echo "[$SHIM] ctr task metrics: $(echo "$m" | jq -c '{pids, memory: {usage: .memory.usage, anon: .memory.anon}, cpu: {usage_usec: .cpu.usage_usec}}')"
+  eq 1 "$(echo "$m" | jq -r '.pids.current')" "pids.current in ctr task metrics"
+  [ "$(echo "$m" | jq -r '.memory.usage // 0')" -gt 0 ] || fail "no memory.usage in ctr task metrics: $m"
+  [ "$(echo "$m" | jq -r '.cpu.usage_usec // 0')" -gt 0 ] || fail "no cpu.usage_usec in ctr task metrics: $m"
+  ctr_ task kill -s KILL "$b"
+  wait_for "task $b STOPPED" ctr_status_is "$b" STOPPED
+  del=$(ctr_ task delete "$b" 2>&1)
+  has "$del" "exit code 137" "ctr task delete after kill -s KILL"
+  ctr_ container rm "$b"
+  wait_for "the shim (pid $sp) to exit" dead "$sp"
+}
+
+# --- Docker 26 ----------------------------------------------------------------------------
+# docker run --runtime io.containerd.runc.v2 (the reference, SHIM=conmon)
+# or io.containerd.shimlet.v1: Docker takes a containerd shim's name as a
+# runtime as it is, with no daemon.json. Docker runs runc (RT).
+
+dk() { timeout -k 10 "$CMD_TIMEOUT" docker "$@"; }
+
+docker_up() {
+  systemctl is-active -q docker || timeout "$CMD_TIMEOUT" systemctl start docker
+  wait_for "dockerd to answer" dk info
+  if ! dk image inspect "$IMAGE" >/dev/null 2>&1; then
+    docker_tar
+    dk load -q -i "$DOCKER_TAR" >/dev/null
+  fi
+  dk image inspect "$IMAGE" >/dev/null || fail "docker load: no $IMAGE"
+}
+
+dk_is() { [ "$(dk inspect -f "$2" "$1" 2>/dev/null)" = "$3" ]; }
+dk_logs_have() { dk logs "$1" 2>&1 | grep -qx "$2"; }
+
+# run (exit code, both streams), run -d, logs, exec, stats, attach, stop
+# (the container's TERM trap, exit 0; attach sees its last line and ends),
+# and --restart on-failure:2 (two restarts, three runs, then exited 1).
+sc_docker() {
+  local rt n r out rc pid sp ap line
+  docker_up
+  rt=$(ctrd_runtime)
+  rc=0
+  out=$(dk run --rm --network none --runtime "$rt" "$IMAGE" sh -c 'echo out-line; echo err-line >&2; exit 3' 2>"$W/err") || rc=$?
+  eq 3 "$rc" "exit code of docker run (stderr: $(cat "$W/err"))"
+  eq out-line "$out" "stdout of docker run"
+  eq err-line "$(cat "$W/err")" "stderr of docker run"
+  n=$(cname dk) r=$(cname dk-restart)
+  dk run -d --name "$n" --network none --runtime "$rt" "$IMAGE" \
+    sh -c 'echo started; echo err-started >&2; trap "echo got-term; exit 0" TERM; while :; do sleep 0.3; done' >/dev/null
+  wait_for "$n running" dk_is "$n" '{{.State.Running}}' true
+  pid=$(dk inspect -f '{{.State.Pid}}' "$n")
+  sp=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status")
+  eq "$(shim_exe)" "$(readlink "/proc/$sp/exe")" "the container's parent (the shim)"
+  wait_for "started in docker logs" dk_logs_have "$n" started
+  out=$(dk logs "$n" 2>"$W/err")
+  eq started "$out" "stdout of docker logs"
+  eq err-started "$(cat "$W/err")" "stderr of docker logs"
+  rc=0
+  out=$(dk exec "$n" sh -c 'echo exec-out; exit 5') || rc=$?
+  eq 5 "$rc" "exit code of docker exec"
+  eq exec-out "$out" "output of docker exec"
+  line=$(dk stats --no-stream --format '{{.MemUsage}}|{{.PIDs}}' "$n")
+  echo "[$SHIM] docker stats: $line"
+  case $line in 0B* | '' | --*) fail "docker stats shows no memory use: $line" ;; esac
+  dk attach --no-stdin --sig-proxy=false "$n" >"$W/attach.out" 2>&1 &
+  ap=$!
+  sleep 2
+  alive "$ap" || fail "docker attach ended at once: $(cat "$W/attach.out")"
+  dk stop -t 30 "$n" >/dev/null
+  eq 0 "$(dk inspect -f '{{.State.ExitCode}}' "$n")" "exit code after docker stop (the TERM trap)"
+  wait_for "docker attach to end after the stop" dead "$ap"
+  rc=0
+  wait "$ap" || rc=$?
+  has "$(cat "$W/attach.out")" got-term "the output of docker attach"
+  wait_for "the shim (pid $sp) to exit" dead "$sp"
+  dk rm "$n" >/dev/null
+  dk run -d --name "$r" --network none --runtime "$rt" --restart on-failure:2 "$IMAGE" sh -c 'echo attempt; sleep 1; exit 1' >/dev/null
+  wait_for "$r: two restarts, then exited" dk_is "$r" '{{.RestartCount}} {{.State.Status}}' "2 exited"
+  eq 1 "$(dk inspect -f '{{.State.ExitCode}}' "$r")" "exit code after the restarts"
+  eq 3 "$(dk logs "$r" 2>&1 | grep -c '^attempt$')" "runs in the logs of the on-failure:2 container"
+  dk rm "$r" >/dev/null
 }

@@ -11,7 +11,7 @@ export SHIMLET_BIN := $(abspath $(BIN))
 # `--version` says the commit it was built from (conmon's `commit:` line).
 export SHIMLET_COMMIT := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD -- || c=$$c-dirty; echo $$c; })
 
-.PHONY: all build aarch64 test test-host test-vm unit unit-aarch64 integration lint run shell bench bench-scale bench-cri bench-containerd install deb clean deps-build deps-aarch64 deps-test size
+.PHONY: all build aarch64 test test-host test-vm unit unit-aarch64 integration lint run shell bench bench-scale bench-cri bench-containerd bench-vm bench-bin install deb clean deps-build deps-aarch64 deps-test size
 
 all: build
 
@@ -68,7 +68,8 @@ unit-aarch64: deps-aarch64
 # crun; tests/vm/). Without qemu the lane says so in capitals and is
 # skipped, unless SHIMLET_VM=required (.ci/run sets it).
 # VM_ARGS: words a VM scenario's name must contain (e.g. VM_ARGS=rootless).
-test: test-host deb
+# Without VM_ARGS the lane ends with the bench on cgroup v2 (make bench-vm).
+test: test-host deb bench-bin
 	@tests/vm/lane $(VM_ARGS)
 
 # The host suites only: unit (x86_64 and aarch64), runc, attach/pty,
@@ -84,7 +85,7 @@ lint: deps-aarch64
 	$(CARGO) clippy --locked --target $(AARCH64) -p shimlet --all-targets -- -D warnings
 
 # The VM lane only; fails when it cannot run.
-test-vm: deb
+test-vm: deb bench-bin
 	@tests/vm/lane --required $(VM_ARGS)
 
 # --- demo ------------------------------------------------------------------
@@ -105,6 +106,17 @@ bench-scale: build
 # containerd (ctr run), runc-v2 against shimlet.
 bench-containerd: build
 	$(CARGO) run --release --locked -p shimlet-bench -- --only containerd $(BENCH_ARGS)
+
+# Figures 1 and 7 on cgroup v2 and systemd: the VM lane's bench step alone
+# (Debian 13 under qemu, tests/vm/), the .deb's /usr/bin/shimlet against
+# conmon and no shim; results in target/bench/vm/. BENCH_ARGS replace the
+# lane's (--only memory,containerd --n 10 --runs 1 --ctrd-n 5 --ctrd-runs 1).
+bench-vm: deb bench-bin
+	@SHIMLET_VM_BENCH='$(BENCH_ARGS)' tests/vm/lane --required bench
+
+# The bench's binary, for the VM lane (target/release/shimlet-bench).
+bench-bin:
+	$(CARGO) build --release --locked -p shimlet-bench
 
 # Figure 6: a pod's shim under containerd's CRI plugin, runc-v2 against shimlet.
 bench-cri: build

@@ -722,7 +722,12 @@ fn report(
                 .unwrap_or_else(|| "–".into()),
         ]);
     }
-    let cgname = if ctx.cg.as_ref().map(|c| c.mode) == Ok(crate::cgroup::Mode::V2) { "v2" } else { "v1" };
+    // The fields the charge is read from: v2 names them apart from v1.
+    let fields = if ctx.cg.as_ref().map(|c| c.mode) == Ok(crate::cgroup::Mode::V2) {
+        "v2 memory.stat anon + file + kernel"
+    } else {
+        "v1 memory.stat rss+cache, plus kmem"
+    };
     if !scale {
         rep.say(&format!(
             "\n### 1. Memory per container: N = {n} idle containers (`sleep`), {runs} runs, median [min–max]\n"
@@ -742,7 +747,7 @@ fn report(
             &table,
         );
         rep.say(&format!(
-            "\ncharge = anon + file + kernel of each shim's own memory cgroup ({cgname} memory.stat rss+cache, plus kmem),\n\
+            "\ncharge = anon + file + kernel of each shim's own memory cgroup ({fields}),\n\
              summed over the N shim cgroups / N (runc create, a child of the shim, is charged there while it runs; it is gone before the reading).\n\
              above no-shim and vs conmon are paired per run; RssAnon/VmPTE (status) and Pss/Private_Dirty (smaps_rollup) are medians over the N shim daemons.\n"
         ));

@@ -296,11 +296,11 @@ pub fn measure_kinds(cg: &Cgroups, group: &str, tmp: &Path, kinds: &[&str]) -> R
         };
         let r = (|| -> Result<f64, String> {
             step(&mut out, &mut l, "ready")?;
-            sys::sleep(Duration::from_millis(150));
+            sys::sleep(settle(&leaf));
             let before = leaf.mem_usage();
             writeln!(stdin, "go").map_err(|e| e.to_string())?;
             step(&mut out, &mut l, "made")?;
-            sys::sleep(Duration::from_millis(150));
+            sys::sleep(settle(&leaf));
             let after = leaf.mem_usage();
             Ok((after.charge() as f64 - before.charge() as f64) / K as f64)
         })();
@@ -312,6 +312,16 @@ pub fn measure_kinds(cg: &Cgroups, group: &str, tmp: &Path, kinds: &[&str]) -> R
         costs.per_kind.push((kind.to_string(), r?));
     }
     Ok(costs)
+}
+
+/// How long to wait before reading a probe's cgroup. v2's memory.stat is
+/// flushed from per-CPU counters only past a batch of updates or by the
+/// kernel's periodic flush (every 2 s): a probe's few objects would read 0.
+fn settle(leaf: &crate::cgroup::Leaf) -> Duration {
+    match leaf.mode {
+        crate::cgroup::Mode::V1 => Duration::from_millis(150),
+        crate::cgroup::Mode::V2 => Duration::from_millis(2200),
+    }
 }
 
 /// In a child between fork and exec: move it into the cgroups whose
@@ -357,7 +367,7 @@ fn floor(cg: &Cgroups, group: &str, dir: &Path, busybox: Option<&Path>) -> Resul
     if !status.success() {
         return Err(format!("floor: sh {status}"));
     }
-    sys::sleep(Duration::from_millis(500));
+    sys::sleep(settle(&leaf).max(Duration::from_millis(500)));
     let pids = leaf.pids();
     let pid = *pids.first().ok_or("the floor process is not in its cgroup")?;
     let p = sys::Proc::open(pid).map_err(|e| e.to_string())?;

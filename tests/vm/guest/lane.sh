@@ -12,6 +12,7 @@
 #
 # After every run the lane removes all containers and pods (root's and the
 # rootless user's) and requires that no shim process is left.
+# Last, the bench on cgroup v2 when its binary is in the share (run_bench).
 
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -224,6 +225,62 @@ for entry in "${SCENARIOS[@]}"; do
     run_one "$sc" "${c%/*}" "${c#*/}"
   done
 done
+
+# The bench (benches/: figure 1, memory per container, and 7, containerd)
+# on cgroup v2, last, when tests/vm/lane put its binary in the share: with
+# every scenario (no words) or with the word `bench` alone (make bench-vm).
+# It asserts no number (the VM is emulated: memory figures hold, times do
+# not): the run fails only when the bench does not run through, a figure
+# fails or is skipped, a row is dropped, or it leaves something behind.
+# Its results go to the share's out/ (tests/vm/run --out: target/bench/vm/).
+run_bench() {
+  local args log=$W/logs/bench.log md=$share/out/results.md t0 rc=0 left
+  args=${SHIMLET_VM_BENCH:---only memory,containerd --n 10 --runs 1 --ctrd-n 5 --ctrd-runs 1}
+  echo "== bench: SHIMLET_BIN=/usr/bin/shimlet shimlet-bench $args"
+  t0=$(date +%s)
+  rm -f "$share"/out/results.* "$share"/out/*.svg
+  if [ -z "$setup_ok" ]; then
+    echo "setup failed" >"$log"
+    rc=1
+  else
+    # Its tables (stdout) go to the console, its progress (stderr) too,
+    # indented, and to its log; the pipeline ends when the log is whole.
+    # shellcheck disable=SC2086
+    {
+      (cd "$W" && SHIMLET_BIN=/usr/bin/shimlet exec timeout -k 10 "${BENCH_TIMEOUT:-1500}" \
+        "$share/shimlet-bench" $args --csv "$share/out/results.csv") 2>&1 >&3 3>&- </dev/null |
+        tee "$log" | sed -u 's/^/    /' >&2
+      rc=${PIPESTATUS[0]}
+    } 3>&1
+    [ "$rc" = 124 ] && echo "BENCH TIMED OUT after ${BENCH_TIMEOUT:-1500}s" >>"$log"
+    if [ ! -s "$md" ]; then
+      echo "no $md written" >>"$log"
+      rc=1
+    elif grep -q ': FAILED\|: skipped\|SKIP:\|row dropped' "$md"; then
+      grep ': FAILED\|: skipped\|SKIP:\|row dropped' "$md" >>"$log"
+      rc=1
+    fi
+    left=$(pgrep -ax 'containerd|containerd-shim|conmon|shimlet|runc' 2>/dev/null)
+    if [ -n "$left" ] || ls -d /sys/fs/cgroup/shimlet-bench-* >/dev/null 2>&1; then
+      echo "LEFT RUNNING after the bench: $left $(ls -d /sys/fs/cgroup/shimlet-bench-* 2>/dev/null)" >>"$log"
+      rc=1
+    fi
+  fi
+  if [ "$rc" = 0 ]; then
+    echo "PASS bench [shimlet-bench, cgroup v2] ($(($(date +%s) - t0))s)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL bench [shimlet-bench, cgroup v2] ($(($(date +%s) - t0))s, exit $rc)"
+    grep 'FAILED\|skipped\|SKIP:\|row dropped\|TIMED OUT\|LEFT RUNNING\|no .* written' "$log" | head -5 | sed 's/^/    /'
+    echo "    --- last lines of its log ---"
+    tail -25 "$log" | sed 's/^/    | /'
+    failed=$((failed + 1))
+    failures+=("bench")
+  fi
+}
+if [ -x "$share/shimlet-bench" ] && { [ ${#filters[@]} -eq 0 ] || [ "${filters[*]}" = bench ]; }; then
+  run_bench
+fi
 
 total=$(($(date +%s) - lane_t0))
 echo "== summary"

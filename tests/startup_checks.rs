@@ -55,10 +55,15 @@ fn accepted_alike(fx: &Fixture, what: &str, extra: &[&str], check: impl Fn(Shim,
     for shim in Shim::BOTH {
         let dir = fx.tmp.join(format!("{}-{}", shim, next_n()));
         fs::create_dir(&dir).unwrap();
-        let id = fx.new_id();
-        let r = line(shim, &id, "/bin/false", &dir, extra).run(&dir);
+        // The shim's pidfile beside the directory, not in it.
+        let pidfile = fx.tmp.join(format!("{}-{}.pid", shim, next_n()));
+        let pf = pidfile.display().to_string();
+        let r = line(shim, &fx.new_id(), "/bin/false", &dir, extra).opt("-P", &pf).run(&dir);
         assert_eq!(r.status.code(), Some(0), "[{shim}] {what}: exit status; stderr {:?}", r.stderr_str());
-        wait_until(&format!("[{shim}] {what}: the shim gone"), WAIT, || find_shims(&id).is_empty().then_some(()));
+        let pid: i32 = wait_until(&format!("[{shim}] {what}: the shim's pidfile"), WAIT, || {
+            fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse().ok())
+        });
+        wait_until(&format!("[{shim}] {what}: the shim (pid {pid}) gone"), WAIT, || (!pid_alive(pid)).then_some(()));
         check(shim, &dir);
     }
 }

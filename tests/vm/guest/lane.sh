@@ -22,7 +22,9 @@ if [ $# -eq 0 ] && [ -s args ]; then eval "set -- $(cat args)"; fi
 # ... and the host's SHIMLET_VM_KNOWN and SCENARIO_TIMEOUT in `env`.
 # shellcheck disable=SC1091
 [ -f env ] && . ./env
-filters=("$@")
+# (No words reach here as one empty word: `printf %q` of nothing is ''.)
+filters=()
+for a in "$@"; do [ -n "$a" ] && filters+=("$a"); done
 
 export W=/var/lib/shimlet-lane
 export REF=$W/ref

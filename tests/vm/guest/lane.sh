@@ -236,11 +236,14 @@ done
 # fails or is skipped, a row is dropped, or it leaves something behind.
 # Its results go to the share's out/ (tests/vm/run --out: target/bench/vm/).
 run_bench() {
-  local args log=$W/logs/bench.log md=$share/out/results.md t0 rc=0 left
+  local args log=$W/logs/bench.log md=$share/out/results.md t0 rc=0 left before p
   args=${SHIMLET_VM_BENCH:---only memory,containerd --n 10 --runs 1 --ctrd-n 5 --ctrd-runs 1}
   echo "== bench: SHIMLET_BIN=/usr/bin/shimlet shimlet-bench $args"
   t0=$(date +%s)
   rm -f "$share"/out/results.* "$share"/out/*.svg
+  # What runs already (the system's containerd and dockerd, which the
+  # containerd and docker scenarios start) is not the bench's to leave.
+  before=" $(pgrep -x 'containerd|containerd-shim|conmon|shimlet|runc' 2>/dev/null | tr '\n' ' ')"
   if [ -z "$setup_ok" ]; then
     echo "setup failed" >"$log"
     rc=1
@@ -262,7 +265,10 @@ run_bench() {
       grep ': FAILED\|: skipped\|SKIP:\|row dropped' "$md" >>"$log"
       rc=1
     fi
-    left=$(pgrep -ax 'containerd|containerd-shim|conmon|shimlet|runc' 2>/dev/null)
+    left=
+    for p in $(pgrep -x 'containerd|containerd-shim|conmon|shimlet|runc' 2>/dev/null); do
+      case $before in *" $p "*) ;; *) left="$left $(ps -o pid=,args= -p "$p")" ;; esac
+    done
     if [ -n "$left" ] || ls -d /sys/fs/cgroup/shimlet-bench-* >/dev/null 2>&1; then
       echo "LEFT RUNNING after the bench: $left $(ls -d /sys/fs/cgroup/shimlet-bench-* 2>/dev/null)" >>"$log"
       rc=1
